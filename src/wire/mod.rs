@@ -24,3 +24,10 @@ impl Transport {
         }
     }
 }
+
+pub mod decode;
+pub mod hep;
+pub mod rtcp;
+pub mod rtp;
+pub mod sdp;
+pub mod sip;

@@ -1,0 +1,1 @@
+//! Media quality per RTP stream (being written)

@@ -1,0 +1,1 @@
+//! HEP v2/v3 (being written)
