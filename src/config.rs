@@ -1,1 +1,547 @@
+//! Configuration: TOML files read with the `config` crate, each key overridable by
+//! `CALLWATCH__SECTION__KEY` environment variables (SPEC §4), deserialised into serde
+//! structs that refuse unknown keys, then checked into a [`Config`] before anything
+//! starts. Every default here is the documented default of SPEC §4, so `callwatch run`
+//! starts with no file at all.
 
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::agents::{ExtensionSet, Roster};
+
+/// A configuration that cannot be used, with the key at fault and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration: {0}")]
+    Load(String),
+    #[error("configuration key `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub capture: CaptureConfig,
+    pub agents: AgentsConfig,
+    pub rules: RulesConfig,
+    pub engine: EngineConfig,
+    pub scorecard: ScorecardConfig,
+    pub auth: AuthConfig,
+    pub http: HttpConfig,
+    pub store: StoreConfig,
+    pub time: TimeConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CaptureConfig {
+    pub hep_listen: String,
+    pub hep_auth_key: String,
+    pub interfaces: Vec<String>,
+    pub bpf: String,
+}
+
+impl Default for CaptureConfig {
+    fn default() -> Self {
+        CaptureConfig {
+            hep_listen: "0.0.0.0:9060".into(),
+            hep_auth_key: String::new(),
+            interfaces: Vec::new(),
+            bpf: "udp or (tcp and port 5060)".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AgentsConfig {
+    /// Ranges (`8001-8099`) or exact user parts.
+    pub extensions: Vec<String>,
+    /// Optional CSV `extension,agent_id,name,team` (UTF-8 with or without BOM, or GB18030).
+    pub roster: String,
+}
+
+impl Default for AgentsConfig {
+    fn default() -> Self {
+        AgentsConfig {
+            extensions: vec!["8001-8099".into()],
+            roster: String::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RulesConfig {
+    pub late_answer: LateAnswerConfig,
+    pub survey: SurveyConfig,
+    pub long_hold: LongHoldConfig,
+    pub audio: AudioConfig,
+    pub one_way_audio: OneWayAudioConfig,
+    pub personal_call: PersonalCallConfig,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LateAnswerConfig {
+    pub threshold_ms: u64,
+}
+impl Default for LateAnswerConfig {
+    fn default() -> Self {
+        LateAnswerConfig {
+            threshold_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SurveyConfig {
+    pub uris: Vec<String>,
+    pub min_talk_ms: u64,
+}
+impl Default for SurveyConfig {
+    fn default() -> Self {
+        SurveyConfig {
+            uris: vec!["96000".into()],
+            min_talk_ms: 0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LongHoldConfig {
+    pub threshold_ms: u64,
+}
+impl Default for LongHoldConfig {
+    fn default() -> Self {
+        LongHoldConfig {
+            threshold_ms: 60_000,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AudioConfig {
+    pub min_mos: f64,
+    pub max_loss_pct: f64,
+}
+impl Default for AudioConfig {
+    fn default() -> Self {
+        AudioConfig {
+            min_mos: 3.6,
+            max_loss_pct: 3.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OneWayAudioConfig {
+    pub min_ms: u64,
+}
+impl Default for OneWayAudioConfig {
+    fn default() -> Self {
+        OneWayAudioConfig { min_ms: 5000 }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PersonalCallConfig {
+    pub enabled: bool,
+    pub allow: Vec<String>,
+    pub queue_users: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineConfig {
+    pub max_leg_ms: u64,
+    pub media_timeout_ms: u64,
+    pub ring_timeout_ms: u64,
+    pub correlation_header: String,
+}
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            max_leg_ms: 14_400_000,
+            media_timeout_ms: 60_000,
+            ring_timeout_ms: 180_000,
+            correlation_header: String::new(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScorecardConfig {
+    /// Points per confirmed violation, by rule id.
+    pub points: BTreeMap<String, u32>,
+}
+impl Default for ScorecardConfig {
+    fn default() -> Self {
+        let points = crate::engine::rules::RuleId::ALL
+            .iter()
+            .map(|r| (r.as_str().to_string(), r.default_points()))
+            .collect();
+        ScorecardConfig { points }
+    }
+}
+
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    pub secret: String,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    pub listen: String,
+}
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            listen: "127.0.0.1:8080".into(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    pub url: String,
+    pub retention_days: u32,
+}
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: "sqlite://data/callwatch.db".into(),
+            retention_days: 365,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TimeConfig {
+    pub zone: String,
+}
+impl Default for TimeConfig {
+    fn default() -> Self {
+        TimeConfig {
+            zone: "Asia/Shanghai".into(),
+        }
+    }
+}
+
+/// Secrets that ship in examples and tutorials; refused even when long enough.
+const KNOWN_DEFAULT_SECRETS: &[&str] = &[
+    "changeme",
+    "change-me",
+    "secret",
+    "password",
+    "callwatch",
+    "0123456789abcdef0123456789abcdef",
+    "changeme-changeme-changeme-changeme",
+    "please-change-this-secret-in-production",
+];
+
+/// A configuration that passed every check, with its derived values.
+#[derive(Clone, Debug)]
+pub struct Validated {
+    pub raw: Config,
+    pub zone: chrono_tz::Tz,
+    pub extensions: ExtensionSet,
+    pub roster: Roster,
+}
+
+impl Config {
+    /// Reads `file` (if any) over the embedded defaults, then the `CALLWATCH__...`
+    /// environment, refusing unknown keys with their name.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment given explicitly (tests).
+    pub fn load_with_env(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut builder = ::config::Config::builder();
+        if let Some(path) = file {
+            if !path.exists() {
+                return Err(ConfigError::Load(format!(
+                    "{}: no such file",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(
+                ::config::File::from(path.to_path_buf()).format(::config::FileFormat::Toml),
+            );
+        }
+        let env: std::collections::HashMap<String, String> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with("CALLWATCH__"))
+            .collect();
+        builder = builder.add_source(
+            ::config::Environment::with_prefix("CALLWATCH")
+                .separator("__")
+                .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("capture.interfaces")
+                .with_list_parse_key("agents.extensions")
+                .with_list_parse_key("rules.survey.uris")
+                .with_list_parse_key("rules.personal_call.allow")
+                .with_list_parse_key("rules.personal_call.queue_users")
+                .source(Some(env)),
+        );
+        let built = builder
+            .build()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        built
+            .try_deserialize::<Config>()
+            .map_err(|e| ConfigError::Load(e.to_string()))
+    }
+
+    /// Checks every value and derives the typed forms. `base_dir` resolves a relative
+    /// roster path (the config file's folder).
+    pub fn validate(self, base_dir: Option<&Path>) -> Result<Validated, ConfigError> {
+        let zone: chrono_tz::Tz = self.time.zone.parse().map_err(|_| {
+            invalid(
+                "time.zone",
+                format!("unknown time zone {:?}", self.time.zone),
+            )
+        })?;
+        let extensions = ExtensionSet::parse(&self.agents.extensions)
+            .map_err(|reason| invalid("agents.extensions", reason))?;
+        if self.agents.extensions.is_empty() {
+            return Err(invalid(
+                "agents.extensions",
+                "at least one extension or range is needed to tell agents apart",
+            ));
+        }
+        for (key, v) in [
+            (
+                "rules.late_answer.threshold_ms",
+                self.rules.late_answer.threshold_ms,
+            ),
+            (
+                "rules.long_hold.threshold_ms",
+                self.rules.long_hold.threshold_ms,
+            ),
+            ("engine.max_leg_ms", self.engine.max_leg_ms),
+            ("engine.media_timeout_ms", self.engine.media_timeout_ms),
+            ("engine.ring_timeout_ms", self.engine.ring_timeout_ms),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than 0"));
+            }
+        }
+        if self.engine.ring_timeout_ms > self.engine.max_leg_ms {
+            return Err(invalid(
+                "engine.ring_timeout_ms",
+                "must not exceed engine.max_leg_ms",
+            ));
+        }
+        if !(1.0..=5.0).contains(&self.rules.audio.min_mos) {
+            return Err(invalid(
+                "rules.audio.min_mos",
+                "must be between 1.0 and 5.0",
+            ));
+        }
+        if !(0.0..=100.0).contains(&self.rules.audio.max_loss_pct) {
+            return Err(invalid(
+                "rules.audio.max_loss_pct",
+                "must be between 0 and 100",
+            ));
+        }
+        if self.rules.survey.uris.iter().any(|u| u.trim().is_empty()) {
+            return Err(invalid("rules.survey.uris", "empty survey user"));
+        }
+        for rule in self.scorecard.points.keys() {
+            if crate::engine::rules::RuleId::from_str(rule).is_none() {
+                return Err(invalid(
+                    &format!("scorecard.points.{rule}"),
+                    "unknown rule id",
+                ));
+            }
+        }
+        let h = &self.engine.correlation_header;
+        if !h.is_empty() && !h.bytes().all(is_token_char) {
+            return Err(invalid(
+                "engine.correlation_header",
+                format!("{h:?} is not a SIP header name"),
+            ));
+        }
+        parse_addr("capture.hep_listen", &self.capture.hep_listen)?;
+        parse_addr("http.listen", &self.http.listen)?;
+        check_secret(&self.auth.secret)?;
+        if !(self.store.url.starts_with("sqlite:")
+            || self.store.url.starts_with("postgres://")
+            || self.store.url.starts_with("postgresql://"))
+        {
+            return Err(invalid(
+                "store.url",
+                "must start with sqlite:, postgres:// or postgresql://",
+            ));
+        }
+        if self.store.retention_days == 0 {
+            return Err(invalid("store.retention_days", "must be at least 1"));
+        }
+        let roster = if self.agents.roster.is_empty() {
+            Roster::default()
+        } else {
+            let mut path = PathBuf::from(&self.agents.roster);
+            if path.is_relative() {
+                if let Some(base) = base_dir {
+                    path = base.join(path);
+                }
+            }
+            let bytes = std::fs::read(&path).map_err(|e| {
+                invalid(
+                    "agents.roster",
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            })?;
+            Roster::from_csv_bytes(&bytes).map_err(|reason| {
+                invalid("agents.roster", format!("{}: {reason}", path.display()))
+            })?
+        };
+        Ok(Validated {
+            raw: self,
+            zone,
+            extensions,
+            roster,
+        })
+    }
+
+    /// Load and validate in one step, resolving relative paths from the file's folder.
+    pub fn load_validated(file: Option<&Path>) -> Result<Validated, ConfigError> {
+        let base = file.and_then(|f| f.parent()).map(Path::to_path_buf);
+        Config::load(file)?.validate(base.as_deref())
+    }
+}
+
+fn is_token_char(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+}
+
+fn parse_addr(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
+    v.parse()
+        .map_err(|_| invalid(key, format!("{v:?} is not an address:port")))
+}
+
+fn check_secret(secret: &str) -> Result<(), ConfigError> {
+    if secret.is_empty() {
+        return Ok(());
+    }
+    if KNOWN_DEFAULT_SECRETS
+        .iter()
+        .any(|d| d.eq_ignore_ascii_case(secret.trim()))
+    {
+        return Err(invalid(
+            "auth.secret",
+            "is a known default; set a random secret",
+        ));
+    }
+    if secret.len() < 32 {
+        return Err(invalid(
+            "auth.secret",
+            format!("is {} bytes; at least 32 are needed", secret.len()),
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn embedded_defaults_are_valid() {
+        let c = Config::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(c.rules.late_answer.threshold_ms, 10_000);
+        assert_eq!(c.rules.survey.uris, vec!["96000".to_string()]);
+        let v = c.validate(None).unwrap();
+        assert_eq!(v.zone, chrono_tz::Asia::Shanghai);
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        let c = Config::load_with_env(
+            None,
+            env(&[
+                ("CALLWATCH__RULES__LATE_ANSWER__THRESHOLD_MS", "8000"),
+                ("CALLWATCH__HTTP__LISTEN", "127.0.0.1:9999"),
+                ("CALLWATCH__AGENTS__EXTENSIONS", "7001-7010,7100"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.rules.late_answer.threshold_ms, 8000);
+        assert_eq!(c.http.listen, "127.0.0.1:9999");
+        assert_eq!(c.agents.extensions, vec!["7001-7010", "7100"]);
+    }
+
+    #[test]
+    fn unknown_key_is_refused_with_its_name() {
+        let dir = std::env::temp_dir().join(format!("cw-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("bad.toml");
+        std::fs::write(&f, "[rules.late_answer]\nthreshold_msec = 5\n").unwrap();
+        let err = Config::load_with_env(Some(&f), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("threshold_msec"), "{err}");
+    }
+
+    #[test]
+    fn short_or_default_secret_is_refused() {
+        let mut c = Config::default();
+        c.auth.secret = "short".into();
+        let err = c.clone().validate(None).unwrap_err().to_string();
+        assert!(err.contains("auth.secret"), "{err}");
+        c.auth.secret = "changeme".into();
+        assert!(c.clone().validate(None).is_err());
+        c.auth.secret = "x".repeat(40);
+        assert!(c.validate(None).is_ok());
+    }
+
+    #[test]
+    fn bad_zone_and_zero_threshold_name_their_key() {
+        let mut c = Config::default();
+        c.time.zone = "Mars/Olympus".into();
+        assert!(c
+            .validate(None)
+            .unwrap_err()
+            .to_string()
+            .contains("time.zone"));
+        let mut c = Config::default();
+        c.rules.long_hold.threshold_ms = 0;
+        assert!(c
+            .validate(None)
+            .unwrap_err()
+            .to_string()
+            .contains("rules.long_hold.threshold_ms"));
+    }
+}

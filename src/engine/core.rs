@@ -1,0 +1,1276 @@
+//! The engine: turns captured SIP messages into agent legs (SPEC §2), measures them and
+//! applies the rules (SPEC §3). Pure: packets arrive with their capture timestamps,
+//! deadlines are fired by [`Engine::handle_timeout`] or by the next packet of the same
+//! source, and results leave as [`Event`]s through [`Engine::poll_event`].
+//!
+//! One SIP message is handled in three steps: parse (a malformed message is counted and
+//! dropped), find the agent legs it concerns (a new leg for an initial INVITE that has an
+//! agent at one end), then, for each leg, drop it when it is a copy of an event already
+//! seen, else let it move the leg's state.
+
+use smallvec::SmallVec;
+use std::collections::{HashMap, VecDeque};
+
+use super::agents::{ExtensionSet, Roster};
+use super::copies::{fingerprint, Copies};
+use super::event::Event;
+use super::hold::{HoldChange, HoldTracker};
+use super::input::{Captured, PayloadHint, SourceId};
+use super::leg::{Direction, EndReason, HangupBy, LegRecord, Outcome, Party, Survey};
+use super::rules::{self, RuleId, Violation};
+use super::stats::EngineStats;
+use super::timers::{Deadlines, TimerKind};
+use super::transfer::{refer_event_id, sipfrag_status, Transfers};
+use crate::config::Validated;
+use crate::time::CaptureTime;
+use crate::wire::sdp::Sdp;
+use crate::wire::sip::{HeaderName, Method, NameAddr, SipMessage, StartLine};
+
+/// How long an ended leg is kept to absorb late copies and retransmissions (RFC 3261
+/// Timer B/F, 64·T1).
+const LINGER_MS: u64 = 32_000;
+/// How long a CANCEL waits for the INVITE's final response before the CANCEL itself
+/// ends the ringing.
+const CANCEL_GRACE_MS: u64 = 32_000;
+/// How long the first BYE waits for a response (or the other side's crossing BYE)
+/// before the leg's end is settled.
+const BYE_GRACE_MS: u64 = 4_000;
+/// Non-agent dialogs remembered to name the customer of a B2BUA-linked agent leg.
+const MAX_CUSTOMER_DIALOGS: usize = 16_384;
+
+/// The engine's settings, derived once from the validated configuration.
+#[derive(Clone, Debug)]
+pub struct EngineSettings {
+    pub extensions: ExtensionSet,
+    pub roster: Roster,
+    pub survey_users: Vec<Vec<u8>>,
+    pub late_answer_ms: u64,
+    pub long_hold_ms: u64,
+    pub min_talk_ms: u64,
+    pub ring_timeout_ms: u64,
+    pub max_leg_ms: u64,
+    pub media_timeout_ms: u64,
+    pub correlation_header: Option<Vec<u8>>,
+    /// Most agent legs tracked at once; an INVITE beyond it is counted and ignored.
+    pub max_legs: usize,
+}
+
+impl EngineSettings {
+    pub fn from_config(v: &Validated) -> EngineSettings {
+        let c = &v.raw;
+        EngineSettings {
+            extensions: v.extensions.clone(),
+            roster: v.roster.clone(),
+            survey_users: c
+                .rules
+                .survey
+                .uris
+                .iter()
+                .map(|u| survey_user(u).into_bytes())
+                .collect(),
+            late_answer_ms: c.rules.late_answer.threshold_ms,
+            long_hold_ms: c.rules.long_hold.threshold_ms,
+            min_talk_ms: c.rules.survey.min_talk_ms,
+            ring_timeout_ms: c.engine.ring_timeout_ms,
+            max_leg_ms: c.engine.max_leg_ms,
+            media_timeout_ms: c.engine.media_timeout_ms,
+            correlation_header: Some(c.engine.correlation_header.as_bytes().to_vec())
+                .filter(|h| !h.is_empty()),
+            max_legs: 200_000,
+        }
+    }
+}
+
+/// `sip:96000@pbx` → `96000`; a bare user stays as it is.
+fn survey_user(uri: &str) -> String {
+    let s = uri.trim();
+    let s = s
+        .strip_prefix("sips:")
+        .or_else(|| s.strip_prefix("sip:"))
+        .or_else(|| s.strip_prefix("tel:"))
+        .unwrap_or(s);
+    s.split(['@', ';']).next().unwrap_or(s).to_string()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LegState {
+    Ringing,
+    Confirmed,
+    /// A BYE was seen; waiting briefly for its response or a crossing BYE (glare).
+    Terminating,
+    Ended,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ByeSeen {
+    at: CaptureTime,
+    by: Party,
+    glare: bool,
+}
+
+/// The engine's private state of one agent leg, around its public record.
+struct Leg {
+    rec: LegRecord,
+    state: LegState,
+    caller_tag: Vec<u8>,
+    callee_tag: Option<Vec<u8>>,
+    /// The agent is the called party of the dialog (inbound, or the callee of an internal call).
+    agent_is_callee: bool,
+    invite_cseq: u32,
+    invite_branches: SmallVec<[Vec<u8>; 4]>,
+    /// Via count of the INVITE copy delivered closest to the phone.
+    phone_vias: usize,
+    /// The dialled user (Request-URI user of the first INVITE copy).
+    dialled: Option<Vec<u8>>,
+    copies: Copies,
+    cancel_at: Option<CaptureTime>,
+    bye: Option<ByeSeen>,
+    transfers: Transfers,
+    holds: HoldTracker,
+    last_event_at: CaptureTime,
+}
+
+impl Leg {
+    fn agent_tag(&self) -> Option<&[u8]> {
+        if self.agent_is_callee {
+            self.callee_tag.as_deref()
+        } else {
+            Some(&self.caller_tag)
+        }
+    }
+
+    /// Which side sent a request, from its From tag.
+    fn sender(&self, from_tag: &[u8]) -> Party {
+        if self.agent_tag() == Some(from_tag) {
+            Party::Agent
+        } else {
+            Party::Customer
+        }
+    }
+
+    fn ring_start(&self) -> CaptureTime {
+        self.rec.ring_start_at.unwrap_or(self.rec.invite_at)
+    }
+
+    fn is_inbound(&self) -> bool {
+        self.rec.direction == Direction::Inbound
+    }
+
+    fn has_raised(&self, rule: RuleId) -> bool {
+        self.rec.violations.iter().any(|v| v.rule == rule)
+    }
+
+    /// The leg's event time: never before its previous event (SPEC §1).
+    fn event_time(&mut self, at: CaptureTime) -> CaptureTime {
+        let t = at.max(self.last_event_at);
+        self.last_event_at = t;
+        t
+    }
+
+    fn matches_dialog(&self, a: &[u8], b: &[u8]) -> bool {
+        match &self.callee_tag {
+            Some(callee) => {
+                (self.caller_tag == a && callee.as_slice() == b)
+                    || (self.caller_tag == b && callee.as_slice() == a)
+            }
+            None => false,
+        }
+    }
+}
+
+type LegKey = (Vec<u8>, Vec<u8>, String);
+
+/// The detection core. See the module docs.
+pub struct Engine {
+    settings: EngineSettings,
+    legs: HashMap<u64, Leg>,
+    by_key: HashMap<LegKey, u64>,
+    by_call: HashMap<Vec<u8>, SmallVec<[u64; 2]>>,
+    next_leg: u64,
+    deadlines: Deadlines,
+    events: VecDeque<Event>,
+    clocks: HashMap<SourceId, CaptureTime>,
+    customers: HashMap<Vec<u8>, Option<String>>,
+    customer_order: VecDeque<Vec<u8>>,
+    stats: EngineStats,
+}
+
+impl Engine {
+    pub fn new(settings: EngineSettings) -> Engine {
+        Engine {
+            settings,
+            legs: HashMap::new(),
+            by_key: HashMap::new(),
+            by_call: HashMap::new(),
+            next_leg: 1,
+            deadlines: Deadlines::default(),
+            events: VecDeque::new(),
+            clocks: HashMap::new(),
+            customers: HashMap::new(),
+            customer_order: VecDeque::new(),
+            stats: EngineStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> &EngineStats {
+        &self.stats
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    /// Legs tracked now (ringing, active, or ended and lingering).
+    pub fn legs_tracked(&self) -> usize {
+        self.legs.len()
+    }
+
+    /// Records of the legs not ended yet.
+    pub fn open_legs(&self) -> impl Iterator<Item = &LegRecord> {
+        self.legs
+            .values()
+            .filter(|l| l.state != LegState::Ended)
+            .map(|l| &l.rec)
+    }
+
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The next deadline, with the source whose clock it runs on.
+    pub fn poll_timeout(&self) -> Option<(SourceId, CaptureTime)> {
+        self.deadlines.next()
+    }
+
+    /// Advances `source`'s clock to `now` and fires its deadlines due by then.
+    pub fn handle_timeout(&mut self, source: SourceId, now: CaptureTime) {
+        let clock = self.clocks.entry(source).or_insert(now);
+        if now > *clock {
+            *clock = now;
+        }
+        let now = *clock;
+        while let Some((at, leg, kind)) = self.deadlines.pop_due(source, now) {
+            self.fire(leg, kind, at);
+        }
+    }
+
+    pub fn handle_packet(&mut self, pkt: &Captured<'_>) {
+        // Deadlines strictly before this packet fire first: a 2xx at the very instant
+        // of a deadline still wins.
+        if pkt.at.0 > i64::MIN {
+            self.handle_timeout(pkt.source, CaptureTime(pkt.at.0 - 1));
+        }
+        let is_sip = match pkt.hint {
+            PayloadHint::Sip => true,
+            PayloadHint::Rtcp => false,
+            PayloadHint::Unknown => crate::wire::sip::looks_like_sip(pkt.payload),
+        };
+        if is_sip {
+            self.stats.sip_packets += 1;
+            self.on_sip(pkt);
+        } else {
+            self.stats.other_packets += 1;
+        }
+    }
+
+    /// The input ended (`analyze`): settles legs whose BYE was seen, reports the others
+    /// as still open (`capture_end`). No deadline fires.
+    pub fn finish(&mut self) {
+        let mut ids: Vec<u64> = self.legs.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            let Some(leg) = self.legs.get(&id) else {
+                continue;
+            };
+            match leg.state {
+                LegState::Ended => {}
+                LegState::Terminating => self.settle_bye(id),
+                LegState::Ringing | LegState::Confirmed => self.close_at_capture_end(id),
+            }
+        }
+    }
+
+    // ---- SIP ------------------------------------------------------------------
+
+    fn on_sip(&mut self, pkt: &Captured<'_>) {
+        let msg = match SipMessage::parse(pkt.payload) {
+            Ok(m) => m,
+            Err(e) => {
+                self.stats.count_error(e.as_str());
+                return;
+            }
+        };
+        let (Some(call_id), Some(cseq), Some(from), Some(to)) =
+            (msg.call_id(), msg.cseq(), msg.from(), msg.to())
+        else {
+            self.stats.count_error("sip_missing_header");
+            return;
+        };
+        self.stats.sip_messages += 1;
+        let from_tag = from.tag().unwrap_or(b"");
+        let to_tag = to.tag();
+        match msg.start_line() {
+            StartLine::Request { method, uri } => match method {
+                Method::Invite if to_tag.is_none() => {
+                    let uri_user = uri.user_unescaped().map(|u| u.into_owned());
+                    self.on_initial_invite(
+                        pkt, &msg, call_id, from_tag, cseq.seq, uri_user, &from, &to,
+                    )
+                }
+                Method::Cancel => self.on_cancel(pkt, &msg, call_id, from_tag, cseq.seq),
+                Method::Register | Method::Options => {}
+                _ => {
+                    if let Some(to_tag) = to_tag {
+                        self.on_dialog_request(
+                            pkt, &msg, *method, call_id, from_tag, to_tag, cseq.seq,
+                        )
+                    }
+                }
+            },
+            StartLine::Response { code, .. } => self.on_response(
+                pkt,
+                &msg,
+                *code,
+                call_id,
+                from_tag,
+                to_tag,
+                cseq.seq,
+                cseq.method,
+            ),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_initial_invite(
+        &mut self,
+        pkt: &Captured<'_>,
+        msg: &SipMessage<'_>,
+        call_id: &[u8],
+        from_tag: &[u8],
+        cseq: u32,
+        ruri_user: Option<Vec<u8>>,
+        from: &NameAddr<'_>,
+        to: &NameAddr<'_>,
+    ) {
+        let user = |n: &NameAddr<'_>| n.uri.user_unescaped().map(|u| u.into_owned());
+        let to_user = user(to);
+        let from_user = user(from);
+        let contact_user = msg.contact().and_then(|c| user(&c));
+        let ext = &self.settings.extensions;
+        let is_agent = |u: &Option<Vec<u8>>| u.as_deref().is_some_and(|u| ext.contains(u));
+        let callee_agent = [&ruri_user, &to_user]
+            .into_iter()
+            .find(|u| is_agent(u))
+            .cloned()
+            .flatten();
+        let caller_agent = [&from_user, &contact_user]
+            .into_iter()
+            .find(|u| is_agent(u))
+            .cloned()
+            .flatten();
+
+        let correlation = self.correlation_of(pkt, msg, call_id);
+        let customer_of_inbound = msg
+            .p_asserted_identity()
+            .and_then(|p| user(&p))
+            .or_else(|| from_user.clone());
+
+        if callee_agent.is_none() && caller_agent.is_none() {
+            // A trunk, IVR or survey dialog: no record, but remember its customer for a
+            // B2BUA agent leg that links to it.
+            self.remember_customer(
+                call_id,
+                customer_of_inbound.as_deref().and_then(customer_text),
+            );
+            return;
+        }
+        let internal = callee_agent.is_some() && caller_agent.is_some();
+        let sides = [(callee_agent.clone(), true), (caller_agent.clone(), false)];
+        for (agent, agent_is_callee) in sides {
+            let Some(agent) = agent else { continue };
+            let agent = String::from_utf8_lossy(&agent).into_owned();
+            let key: LegKey = (call_id.to_vec(), from_tag.to_vec(), agent.clone());
+            if let Some(&id) = self.by_key.get(&key) {
+                self.on_invite_copy(id, pkt, msg, cseq);
+                continue;
+            }
+            if self.legs.len() >= self.settings.max_legs {
+                self.stats.legs_dropped_table_full += 1;
+                continue;
+            }
+            let direction = if internal {
+                Direction::Internal
+            } else if agent_is_callee {
+                Direction::Inbound
+            } else {
+                Direction::Outbound
+            };
+            let (customer, customer_is_internal) = match direction {
+                Direction::Inbound => {
+                    let linked = correlation
+                        .as_ref()
+                        .and_then(|c| self.customers.get(c).cloned());
+                    let own = customer_of_inbound.as_deref().and_then(customer_text);
+                    (linked.unwrap_or(own), false)
+                }
+                Direction::Outbound => {
+                    let dialled = ruri_user.as_deref().or(to_user.as_deref());
+                    let survey = dialled.is_some_and(|d| self.is_survey(d));
+                    (dialled.and_then(customer_text), survey)
+                }
+                Direction::Internal => {
+                    let other = if agent_is_callee {
+                        &caller_agent
+                    } else {
+                        &callee_agent
+                    };
+                    (
+                        other
+                            .as_deref()
+                            .map(|o| String::from_utf8_lossy(o).into_owned()),
+                        true,
+                    )
+                }
+            };
+            let info = self.settings.roster.lookup(&agent);
+            let rec = LegRecord {
+                leg_id: leg_id(call_id, from_tag, &agent),
+                call_id: call_id.to_vec(),
+                linked_call_id: correlation.clone(),
+                agent_id: info
+                    .map(|i| i.agent_id.clone())
+                    .unwrap_or_else(|| agent.clone()),
+                agent_name: info.and_then(|i| i.name.clone()),
+                team: info.and_then(|i| i.team.clone()),
+                agent,
+                direction,
+                customer,
+                customer_is_internal,
+                invite_at: pkt.at,
+                ring_start_at: None,
+                answered_at: None,
+                ended_at: None,
+                ring_ms: None,
+                outcome: None,
+                hangup_by: HangupBy::None,
+                survey: Survey::NotRequired,
+                glare: false,
+                hold_ms: 0,
+                holds: Vec::new(),
+                media: Vec::new(),
+                end_reason: None,
+                violations: Vec::new(),
+                phone: Some(if agent_is_callee { pkt.dst } else { pkt.src }),
+                source: pkt.source,
+            };
+            let id = self.next_leg;
+            self.next_leg += 1;
+            let mut leg = Leg {
+                rec,
+                state: LegState::Ringing,
+                caller_tag: from_tag.to_vec(),
+                callee_tag: None,
+                agent_is_callee,
+                invite_cseq: cseq,
+                invite_branches: SmallVec::new(),
+                phone_vias: msg.via_count(),
+                dialled: ruri_user.clone(),
+                copies: Copies::default(),
+                cancel_at: None,
+                bye: None,
+                transfers: Transfers::default(),
+                holds: HoldTracker::default(),
+                last_event_at: pkt.at,
+            };
+            leg.copies
+                .first_time(fingerprint(&[from_tag, &cseq.to_be_bytes(), b"INVITE"]));
+            if let Some(b) = msg.top_via().and_then(|v| v.branch) {
+                leg.invite_branches.push(b.to_vec());
+            }
+            self.stats.legs_created += 1;
+            let src = pkt.source;
+            let at = pkt.at;
+            self.legs.insert(id, leg);
+            self.by_key.insert(key, id);
+            self.by_call.entry(call_id.to_vec()).or_default().push(id);
+            if direction == Direction::Inbound {
+                let due = rules::late_answer::deadline(at, self.settings.late_answer_ms);
+                self.deadlines.schedule(src, due, id, TimerKind::LateAnswer);
+            }
+            self.deadlines.schedule(
+                src,
+                at.plus_millis(self.settings.ring_timeout_ms),
+                id,
+                TimerKind::RingTimeout,
+            );
+            self.deadlines.schedule(
+                src,
+                at.plus_millis(self.settings.max_leg_ms),
+                id,
+                TimerKind::MaxLeg,
+            );
+            self.emit_leg(id, at, |at, leg| Event::LegRinging { at, leg });
+        }
+    }
+
+    /// Another copy of the leg's INVITE (other side of a proxy, retransmission) or the
+    /// INVITE sent again with credentials after a 401/407.
+    fn on_invite_copy(&mut self, id: u64, pkt: &Captured<'_>, msg: &SipMessage<'_>, cseq: u32) {
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        if let Some(b) = msg.top_via().and_then(|v| v.branch) {
+            if leg.invite_branches.len() < 4
+                && !leg.invite_branches.iter().any(|x| x.as_slice() == b)
+            {
+                leg.invite_branches.push(b.to_vec());
+            }
+        }
+        let vias = msg.via_count();
+        if leg.agent_is_callee && vias > leg.phone_vias {
+            // The copy with more Vias travelled further: closer to the phone.
+            leg.phone_vias = vias;
+            leg.rec.phone = Some(pkt.dst);
+        } else if !leg.agent_is_callee && vias < leg.phone_vias {
+            leg.phone_vias = vias;
+            leg.rec.phone = Some(pkt.src);
+        }
+        if cseq > leg.invite_cseq && leg.state == LegState::Ringing {
+            leg.invite_cseq = cseq;
+        }
+        let caller_tag = leg.caller_tag.clone();
+        let _ = leg
+            .copies
+            .first_time(fingerprint(&[&caller_tag, &cseq.to_be_bytes(), b"INVITE"]));
+    }
+
+    fn on_cancel(
+        &mut self,
+        pkt: &Captured<'_>,
+        msg: &SipMessage<'_>,
+        call_id: &[u8],
+        from_tag: &[u8],
+        cseq: u32,
+    ) {
+        let branch = msg.top_via().and_then(|v| v.branch).map(<[u8]>::to_vec);
+        let ruri_user = match msg.start_line() {
+            StartLine::Request { uri, .. } => uri.user_unescaped().map(|u| u.into_owned()),
+            _ => None,
+        };
+        let candidates: SmallVec<[u64; 2]> = self
+            .call_legs(call_id)
+            .into_iter()
+            .filter(|id| {
+                self.legs
+                    .get(id)
+                    .is_some_and(|l| l.caller_tag == from_tag && l.invite_cseq == cseq)
+            })
+            .collect();
+        let strong: SmallVec<[u64; 2]> = candidates
+            .iter()
+            .copied()
+            .filter(|id| {
+                self.legs.get(id).is_some_and(|l| {
+                    branch
+                        .as_ref()
+                        .is_some_and(|b| l.invite_branches.contains(b))
+                        || ruri_user.as_deref() == Some(l.rec.agent.as_bytes())
+                })
+            })
+            .collect();
+        let chosen = if !strong.is_empty() {
+            strong
+        } else if candidates.len() == 1 {
+            candidates
+        } else {
+            return;
+        };
+        for id in chosen {
+            let Some(leg) = self.legs.get_mut(&id) else {
+                continue;
+            };
+            if !leg
+                .copies
+                .first_time(fingerprint(&[from_tag, &cseq.to_be_bytes(), b"CANCEL"]))
+            {
+                continue;
+            }
+            if leg.state != LegState::Ringing || leg.cancel_at.is_some() {
+                continue;
+            }
+            let at = leg.event_time(pkt.at);
+            leg.cancel_at = Some(at);
+            let src = leg.rec.source;
+            self.deadlines.schedule(
+                src,
+                at.plus_millis(CANCEL_GRACE_MS),
+                id,
+                TimerKind::CancelGrace,
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_dialog_request(
+        &mut self,
+        pkt: &Captured<'_>,
+        msg: &SipMessage<'_>,
+        method: Method<'_>,
+        call_id: &[u8],
+        from_tag: &[u8],
+        to_tag: &[u8],
+        cseq: u32,
+    ) {
+        let ids: SmallVec<[u64; 2]> = self
+            .call_legs(call_id)
+            .into_iter()
+            .filter(|id| {
+                self.legs
+                    .get(id)
+                    .is_some_and(|l| l.matches_dialog(from_tag, to_tag))
+            })
+            .collect();
+        for id in ids {
+            let Some(leg) = self.legs.get_mut(&id) else {
+                continue;
+            };
+            if !leg.copies.first_time(fingerprint(&[
+                from_tag,
+                &cseq.to_be_bytes(),
+                method.as_bytes(),
+            ])) {
+                continue;
+            }
+            if leg.state == LegState::Ended {
+                continue;
+            }
+            let at = leg.event_time(pkt.at);
+            let by = leg.sender(from_tag);
+            match method {
+                Method::Bye => self.on_bye(id, at, by),
+                Method::Invite | Method::Update => {
+                    if let Some(hold) = offer_holds(msg) {
+                        leg.holds.on_offer(by, cseq, hold, at);
+                    }
+                }
+                Method::Refer if by == Party::Agent => {
+                    let target = self.refer_target(msg);
+                    let to_survey = target.as_deref().is_some_and(|t| self.is_survey(t));
+                    if let Some(leg) = self.legs.get_mut(&id) {
+                        leg.transfers
+                            .on_refer(cseq, target.unwrap_or_default(), to_survey, at);
+                    }
+                }
+                Method::Notify if by == Party::Customer => {
+                    let event = msg.header(HeaderName::Event).and_then(refer_event_id);
+                    if let (Some(id_param), Some(status)) = (event, sipfrag_status(msg.body())) {
+                        leg.transfers.on_notify(id_param, status);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The user a REFER sends the customer to: for an attended transfer (Refer-To with
+    /// Replaces) the dialled user of the consultation dialog being replaced, else the
+    /// Refer-To user.
+    fn refer_target(&self, msg: &SipMessage<'_>) -> Option<Vec<u8>> {
+        let refer_to = msg.refer_to()?;
+        if let Some(replaces) = refer_to
+            .uri
+            .header(b"Replaces")
+            .and_then(|r| crate::wire::sip::Replaces::parse(&r).map(|r| r.call_id.into_owned()))
+        {
+            let consultation = self
+                .call_legs(&replaces)
+                .into_iter()
+                .filter_map(|id| self.legs.get(&id))
+                .find_map(|l| l.dialled.clone());
+            if consultation.is_some() {
+                return consultation;
+            }
+        }
+        refer_to.uri.user_unescaped().map(|u| u.into_owned())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_response(
+        &mut self,
+        pkt: &Captured<'_>,
+        msg: &SipMessage<'_>,
+        code: u16,
+        call_id: &[u8],
+        from_tag: &[u8],
+        to_tag: Option<&[u8]>,
+        cseq: u32,
+        method: Method<'_>,
+    ) {
+        let mut initial: SmallVec<[u64; 2]> = SmallVec::new();
+        let mut in_dialog: SmallVec<[u64; 2]> = SmallVec::new();
+        let mut weak: SmallVec<[u64; 2]> = SmallVec::new();
+        let branch = msg.top_via().and_then(|v| v.branch);
+        let contact_user = msg
+            .contact()
+            .and_then(|c| c.uri.user_unescaped().map(|u| u.into_owned()));
+        for id in self.call_legs(call_id) {
+            let Some(leg) = self.legs.get(&id) else {
+                continue;
+            };
+            let to_initial =
+                method == Method::Invite && leg.caller_tag == from_tag && cseq == leg.invite_cseq;
+            if to_initial && (leg.state == LegState::Ringing || leg.callee_tag.as_deref() == to_tag)
+            {
+                let strong = (to_tag.is_some() && leg.callee_tag.as_deref() == to_tag)
+                    || branch
+                        .is_some_and(|b| leg.invite_branches.iter().any(|x| x.as_slice() == b))
+                    || contact_user.as_deref() == Some(leg.rec.agent.as_bytes())
+                    || leg.rec.phone == Some(pkt.src);
+                if strong {
+                    initial.push(id);
+                } else if leg.callee_tag.is_none() {
+                    weak.push(id);
+                }
+            } else if to_tag.is_some_and(|t| leg.matches_dialog(from_tag, t)) {
+                in_dialog.push(id);
+            }
+        }
+        if initial.is_empty() && weak.len() == 1 {
+            initial = weak;
+        }
+        for id in initial {
+            self.on_invite_response(id, pkt, code, from_tag, to_tag, cseq);
+        }
+        for id in in_dialog {
+            let Some(leg) = self.legs.get_mut(&id) else {
+                continue;
+            };
+            let fp = fingerprint(&[
+                from_tag,
+                &cseq.to_be_bytes(),
+                method.as_bytes(),
+                &code.to_be_bytes(),
+            ]);
+            if !leg.copies.first_time(fp) || code < 200 || leg.state == LegState::Ended {
+                continue;
+            }
+            // The request's sender is the side whose tag is in From.
+            let requester = leg.sender(from_tag);
+            let _ = leg.event_time(pkt.at);
+            match method {
+                Method::Invite | Method::Update => {
+                    if let Some(change) = leg.holds.on_answer(requester, cseq, code) {
+                        self.on_hold_change(id, change);
+                    }
+                }
+                Method::Refer => leg.transfers.on_refer_response(cseq, code),
+                Method::Bye => {
+                    if leg.state == LegState::Terminating {
+                        self.settle_bye(id);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn on_invite_response(
+        &mut self,
+        id: u64,
+        pkt: &Captured<'_>,
+        code: u16,
+        from_tag: &[u8],
+        to_tag: Option<&[u8]>,
+        cseq: u32,
+    ) {
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        let fp = fingerprint(&[
+            from_tag,
+            &cseq.to_be_bytes(),
+            b"INVITE",
+            &code.to_be_bytes(),
+        ]);
+        if !leg.copies.first_time(fp) || code == 100 {
+            return;
+        }
+        if leg.state != LegState::Ringing {
+            return;
+        }
+        let at = leg.event_time(pkt.at);
+        let from_phone = leg.rec.phone == Some(pkt.src);
+        if let Some(t) = to_tag {
+            if leg.callee_tag.is_none() || (200..300).contains(&code) {
+                leg.callee_tag = Some(t.to_vec());
+            }
+        }
+        match code {
+            180 | 183 if leg.rec.ring_start_at.is_none() => {
+                leg.rec.ring_start_at = Some(at);
+                if leg.is_inbound() {
+                    let due = rules::late_answer::deadline(at, self.settings.late_answer_ms);
+                    let src = leg.rec.source;
+                    self.deadlines.schedule(src, due, id, TimerKind::LateAnswer);
+                }
+                let src = leg.rec.source;
+                self.deadlines.schedule(
+                    src,
+                    at.plus_millis(self.settings.ring_timeout_ms),
+                    id,
+                    TimerKind::RingTimeout,
+                );
+            }
+            200..=299 => self.on_answered(id, at),
+            401 | 407 => {}
+            300..=699 => {
+                let inbound_side = leg.agent_is_callee;
+                let outcome = match code {
+                    487 => Outcome::Cancelled,
+                    _ if inbound_side && from_phone => Outcome::Rejected,
+                    486 | 600 | 603 if !inbound_side => Outcome::Rejected,
+                    _ => Outcome::Failed,
+                };
+                let reason = if code == 487 {
+                    EndReason::Cancel
+                } else {
+                    EndReason::Rejected
+                };
+                self.end_unanswered(id, at, outcome, reason);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_answered(&mut self, id: u64, at: CaptureTime) {
+        let late_ms = self.settings.late_answer_ms;
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        let ring_start = leg.ring_start();
+        let ring_ms = at.millis_since(ring_start);
+        leg.rec.answered_at = Some(at);
+        leg.rec.ring_ms = Some(ring_ms);
+        leg.rec.outcome = Some(Outcome::Answered);
+        leg.state = LegState::Confirmed;
+        self.stats.legs_answered += 1;
+        if leg.is_inbound() && !leg.has_raised(RuleId::LateAnswer) {
+            if let Some(v) = rules::late_answer::check(ring_start, ring_ms, late_ms, false) {
+                self.raise(id, v);
+            }
+        }
+        self.emit_leg(id, at, |at, leg| Event::LegAnswered { at, leg });
+    }
+
+    fn on_bye(&mut self, id: u64, at: CaptureTime, by: Party) {
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        match leg.state {
+            LegState::Confirmed => {
+                leg.transfers.on_bye();
+                leg.bye = Some(ByeSeen {
+                    at,
+                    by,
+                    glare: false,
+                });
+                leg.state = LegState::Terminating;
+                let src = leg.rec.source;
+                self.deadlines
+                    .schedule(src, at.plus_millis(BYE_GRACE_MS), id, TimerKind::ByeGrace);
+            }
+            LegState::Terminating => {
+                if let Some(b) = &mut leg.bye {
+                    if b.by != by {
+                        b.glare = true;
+                    }
+                }
+            }
+            LegState::Ringing => {
+                // A caller may end an early dialog with BYE (RFC 3261 §15): not answered.
+                self.end_unanswered(id, at, Outcome::Cancelled, EndReason::Cancel);
+            }
+            LegState::Ended => {}
+        }
+    }
+
+    fn on_hold_change(&mut self, id: u64, change: HoldChange) {
+        let threshold = self.settings.long_hold_ms;
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        leg.rec.holds = leg.holds.episodes().to_vec();
+        match change {
+            HoldChange::Started(by) => {
+                let start = leg
+                    .holds
+                    .episodes()
+                    .iter()
+                    .rev()
+                    .find(|h| h.by == by)
+                    .map(|h| h.start_at);
+                if let (Party::Agent, Some(start)) = (by, start) {
+                    let src = leg.rec.source;
+                    self.deadlines.schedule(
+                        src,
+                        rules::long_hold::deadline(start, threshold),
+                        id,
+                        TimerKind::LongHold,
+                    );
+                }
+                let at = start.unwrap_or_default();
+                self.emit_leg(id, at, |at, leg| Event::LegHeld { at, leg });
+            }
+            HoldChange::Ended(by) => {
+                let ep = leg
+                    .holds
+                    .episodes()
+                    .iter()
+                    .rev()
+                    .find(|h| h.by == by)
+                    .cloned();
+                if let (Party::Agent, Some(ep)) = (by, &ep) {
+                    let end = ep.end_at.unwrap_or(ep.start_at);
+                    if !leg.has_raised(RuleId::LongHold) {
+                        if let Some(v) =
+                            rules::long_hold::check(ep.start_at, ep.ms(end), threshold, false)
+                        {
+                            self.raise(id, v);
+                        }
+                    }
+                }
+                let at = ep.and_then(|e| e.end_at).unwrap_or_default();
+                self.emit_leg(id, at, |at, leg| Event::LegResumed { at, leg });
+            }
+        }
+    }
+
+    // ---- endings -----------------------------------------------------------------
+
+    fn end_unanswered(&mut self, id: u64, at: CaptureTime, outcome: Outcome, reason: EndReason) {
+        let late_ms = self.settings.late_answer_ms;
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        let ring_start = leg.ring_start();
+        let ring_ms = at.millis_since(ring_start);
+        leg.rec.ring_ms = Some(ring_ms);
+        leg.rec.outcome = Some(outcome);
+        if leg.is_inbound() && !leg.has_raised(RuleId::LateAnswer) {
+            if let Some(v) = rules::late_answer::check(ring_start, ring_ms, late_ms, false) {
+                self.raise(id, v);
+            }
+        }
+        self.end_leg(id, Some(at), reason, HangupBy::None);
+    }
+
+    /// The first BYE's end is settled: answered, timed out waiting, or the capture ended.
+    fn settle_bye(&mut self, id: u64) {
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        let Some(bye) = leg.bye else { return };
+        if leg.state != LegState::Terminating {
+            return;
+        }
+        leg.rec.glare = bye.glare;
+        let hangup_by = match bye.by {
+            Party::Agent => HangupBy::Agent,
+            Party::Customer => HangupBy::Customer,
+        };
+        let handed_over = leg.transfers.handed_over();
+        let reason = if handed_over {
+            EndReason::Transfer
+        } else {
+            EndReason::Bye
+        };
+        let facts = rules::agent_hangup_first::Facts {
+            inbound: leg.is_inbound(),
+            answered: leg.rec.answered_at.is_some(),
+            agent_sent_first_bye: bye.by == Party::Agent,
+            glare: bye.glare,
+            transferred_before: handed_over,
+        };
+        if let Some(v) = rules::agent_hangup_first::check(&facts, bye.at) {
+            self.raise(id, v);
+        }
+        self.end_leg(id, Some(bye.at), reason, hangup_by);
+    }
+
+    fn close_at_capture_end(&mut self, id: u64) {
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        if leg.state == LegState::Ringing {
+            if let Some(cancel) = leg.cancel_at {
+                leg.rec.outcome = Some(Outcome::Cancelled);
+                leg.rec.ring_ms = Some(cancel.millis_since(leg.ring_start()));
+            }
+        }
+        let last = leg.last_event_at;
+        leg.holds.close_all(last);
+        self.end_leg(id, None, EndReason::CaptureEnd, HangupBy::None);
+    }
+
+    fn end_leg(
+        &mut self,
+        id: u64,
+        at: Option<CaptureTime>,
+        reason: EndReason,
+        hangup_by: HangupBy,
+    ) {
+        let min_talk = self.settings.min_talk_ms;
+        let long_hold_ms = self.settings.long_hold_ms;
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        if leg.state == LegState::Ended {
+            return;
+        }
+        let end = at.unwrap_or(leg.last_event_at);
+        leg.holds.close_all(end);
+        leg.rec.holds = leg.holds.episodes().to_vec();
+        leg.rec.hold_ms = leg.holds.agent_hold_ms(end);
+        leg.rec.ended_at = at;
+        leg.rec.end_reason = Some(reason);
+        leg.rec.hangup_by = hangup_by;
+        let answered = leg.rec.answered_at.is_some();
+        let inbound = leg.is_inbound();
+        leg.rec.survey = if reason == EndReason::Timeout {
+            leg.transfers.survey(inbound, answered, HangupBy::None)
+        } else {
+            leg.transfers.survey(inbound, answered, hangup_by)
+        };
+        leg.state = LegState::Ended;
+        let mut raise = Vec::new();
+        if !leg.has_raised(RuleId::LongHold) {
+            if let Some(h) = leg
+                .holds
+                .episodes()
+                .iter()
+                .find(|h| h.by == Party::Agent && h.ms(end) > long_hold_ms)
+            {
+                raise.extend(rules::long_hold::check(
+                    h.start_at,
+                    h.ms(end),
+                    long_hold_ms,
+                    false,
+                ));
+            }
+        }
+        if reason != EndReason::Timeout && hangup_by == HangupBy::Agent {
+            let talk = leg
+                .rec
+                .answered_at
+                .map(|a| end.millis_since(a))
+                .unwrap_or(0);
+            raise.extend(rules::survey_missing::check(
+                inbound,
+                answered,
+                true,
+                leg.rec.survey,
+                talk,
+                min_talk,
+                end,
+            ));
+        }
+        let src = leg.rec.source;
+        for v in raise {
+            self.raise(id, v);
+        }
+        self.stats.legs_ended += 1;
+        self.deadlines
+            .schedule(src, end.plus_millis(LINGER_MS), id, TimerKind::Linger);
+        self.emit_leg(id, end, |at, leg| Event::LegEnded { at, leg });
+    }
+
+    fn remove_leg(&mut self, id: u64) {
+        let Some(leg) = self.legs.remove(&id) else {
+            return;
+        };
+        let key: LegKey = (
+            leg.rec.call_id.clone(),
+            leg.caller_tag.clone(),
+            leg.rec.agent.clone(),
+        );
+        self.by_key.remove(&key);
+        if let Some(ids) = self.by_call.get_mut(&leg.rec.call_id) {
+            ids.retain(|x| *x != id);
+            if ids.is_empty() {
+                self.by_call.remove(&leg.rec.call_id);
+            }
+        }
+    }
+
+    // ---- deadlines -----------------------------------------------------------------
+
+    fn fire(&mut self, id: u64, kind: TimerKind, due: CaptureTime) {
+        let s = (
+            self.settings.late_answer_ms,
+            self.settings.ring_timeout_ms,
+            self.settings.long_hold_ms,
+        );
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        let ringing = leg.state == LegState::Ringing;
+        match kind {
+            TimerKind::Linger => {
+                if leg.state == LegState::Ended {
+                    self.remove_leg(id);
+                }
+            }
+            _ if leg.state == LegState::Ended => {}
+            TimerKind::LateAnswer => {
+                let start = leg.ring_start();
+                if ringing
+                    && leg.is_inbound()
+                    && !leg.has_raised(RuleId::LateAnswer)
+                    && leg.cancel_at.is_none()
+                {
+                    let ms = due.millis_since(start);
+                    if let Some(v) = rules::late_answer::check(start, ms, s.0, true) {
+                        self.raise(id, v);
+                    }
+                }
+            }
+            TimerKind::RingTimeout => {
+                let start = leg.ring_start();
+                if ringing && leg.cancel_at.is_none() && due >= start.plus_millis(s.1) {
+                    let end = start.plus_millis(s.1);
+                    self.end_unanswered(id, end, Outcome::Failed, EndReason::Timeout);
+                }
+            }
+            TimerKind::CancelGrace => {
+                if let (true, Some(cancel)) = (ringing, leg.cancel_at) {
+                    self.end_unanswered(id, cancel, Outcome::Cancelled, EndReason::Cancel);
+                }
+            }
+            TimerKind::ByeGrace => self.settle_bye(id),
+            TimerKind::LongHold => {
+                if let Some(h) = leg.holds.open_agent_hold().cloned() {
+                    if !leg.has_raised(RuleId::LongHold) {
+                        if let Some(v) = rules::long_hold::check(
+                            h.start_at,
+                            due.millis_since(h.start_at),
+                            s.2,
+                            true,
+                        ) {
+                            self.raise(id, v);
+                        }
+                    }
+                }
+            }
+            TimerKind::MaxLeg | TimerKind::MediaTimeout => {
+                leg.rec.ring_ms = leg.rec.ring_ms.or(Some(due.millis_since(leg.ring_start())));
+                if ringing {
+                    leg.rec.outcome = Some(Outcome::Failed);
+                }
+                self.end_leg(id, Some(due), EndReason::Timeout, HangupBy::None);
+            }
+        }
+    }
+
+    // ---- helpers ---------------------------------------------------------------------
+
+    fn raise(&mut self, id: u64, v: Violation) {
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        if leg.has_raised(v.rule) {
+            return;
+        }
+        leg.rec.violations.push(v.clone());
+        self.stats.count_violation(v.rule);
+        let at = v.at;
+        let rec = Box::new(leg.rec.clone());
+        self.events.push_back(Event::ViolationRaised {
+            at,
+            violation: v,
+            leg: rec,
+        });
+    }
+
+    fn emit_leg(
+        &mut self,
+        id: u64,
+        at: CaptureTime,
+        make: impl FnOnce(CaptureTime, Box<LegRecord>) -> Event,
+    ) {
+        if let Some(leg) = self.legs.get(&id) {
+            self.events.push_back(make(at, Box::new(leg.rec.clone())));
+        }
+    }
+
+    fn call_legs(&self, call_id: &[u8]) -> SmallVec<[u64; 2]> {
+        self.by_call.get(call_id).cloned().unwrap_or_default()
+    }
+
+    fn is_survey(&self, user: &[u8]) -> bool {
+        self.settings
+            .survey_users
+            .iter()
+            .any(|s| s.as_slice() == user)
+    }
+
+    fn correlation_of(
+        &self,
+        pkt: &Captured<'_>,
+        msg: &SipMessage<'_>,
+        call_id: &[u8],
+    ) -> Option<Vec<u8>> {
+        let from_header = self
+            .settings
+            .correlation_header
+            .as_deref()
+            .and_then(|h| msg.header_by_name(h));
+        from_header
+            .or(pkt.correlation_id)
+            .filter(|c| !c.is_empty() && *c != call_id)
+            .map(<[u8]>::to_vec)
+    }
+
+    fn remember_customer(&mut self, call_id: &[u8], customer: Option<String>) {
+        if self.customers.contains_key(call_id) {
+            return;
+        }
+        if self.customer_order.len() >= MAX_CUSTOMER_DIALOGS {
+            if let Some(old) = self.customer_order.pop_front() {
+                self.customers.remove(&old);
+            }
+        }
+        self.customers.insert(call_id.to_vec(), customer);
+        self.customer_order.push_back(call_id.to_vec());
+    }
+}
+
+/// Whether the audio offer of a re-INVITE/UPDATE puts the media on hold; None when the
+/// request carries no usable audio offer (RFC 3264 §8.4).
+fn offer_holds(msg: &SipMessage<'_>) -> Option<bool> {
+    let body = msg.sdp()?;
+    let sdp = Sdp::parse(body).ok()?;
+    let audio = sdp.audio()?;
+    if audio.port == 0 {
+        return None;
+    }
+    Some(audio.is_hold(&sdp))
+}
+
+/// The customer's number as text, or None when anonymous.
+fn customer_text(user: &[u8]) -> Option<String> {
+    let s = String::from_utf8_lossy(user).trim().to_string();
+    if s.is_empty() || s.eq_ignore_ascii_case("anonymous") || s.eq_ignore_ascii_case("restricted") {
+        None
+    } else {
+        Some(s)
+    }
+}
+
+/// A leg id that every capture node derives alike: FNV-1a of Call-ID, the caller's From
+/// tag and the agent.
+fn leg_id(call_id: &[u8], from_tag: &[u8], agent: &str) -> String {
+    format!(
+        "{:016x}",
+        fingerprint(&[call_id, from_tag, agent.as_bytes()])
+    )
+}
