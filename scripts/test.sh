@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The test command of the README: installs what the tests need (Debian packages, cargo
+# tools), then runs the whole suite. Nothing skips silently: a test whose tool is
+# missing fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need_pkgs=()
+command -v tshark >/dev/null 2>&1 || need_pkgs+=(tshark)
+if [ "${#need_pkgs[@]}" -gt 0 ]; then
+  echo "== installing ${need_pkgs[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
+fi
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+
+echo "== cargo clippy"
+cargo clippy --all-targets --locked -- -D warnings
+
+echo "== cargo test"
+cargo test --locked --all-targets 2>&1 | tee /tmp/callwatch-test.log
+grep -q "test result:" /tmp/callwatch-test.log
+
+if [ -d fuzz ] && [ "${CALLWATCH_SKIP_FUZZ:-0}" != "1" ]; then
+  echo "== fuzz (short runs on stable, no sanitizer)"
+  command -v cargo-fuzz >/dev/null 2>&1 || cargo install cargo-fuzz --locked --quiet
+  for target in $(cargo fuzz list --fuzz-dir fuzz); do
+    cargo fuzz run --fuzz-dir fuzz -s none "$target" -- -max_total_time="${FUZZ_SECONDS:-20}" -rss_limit_mb=2048 2>&1 | tail -n 3
+  done
+fi
+echo "== all tests passed"
