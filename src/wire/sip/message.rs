@@ -1,0 +1,646 @@
+//! One SIP message (RFC 3261 §7): start line, a header index built once, and the body
+//! framed by Content-Length.
+//!
+//! Input is a UDP datagram, a HEP payload or the head of a reassembled TCP stream;
+//! output is a [`SipMessage`] that borrows the input and answers header queries by
+//! slicing. Parsing is one pass of `memchr` over the header lines plus the validation of
+//! the headers the engine relies on; a typical message allocates nothing (the index is a
+//! `SmallVec` of 32 slots). Folded headers (a line break followed by SP/HT) are the one
+//! exception: then one copy of the header section is made in which those line breaks are
+//! blanked, so every value stays a plain slice with the offsets of the original.
+
+use std::borrow::Cow;
+
+use smallvec::SmallVec;
+
+use super::header::{HeaderName, HEADER_NAME_COUNT};
+use super::lex::{self, from, sub};
+use super::uri::Scheme;
+use super::{multipart, CSeq, Method, NameAddr, Replaces, SipError, Uri, Via};
+
+/// Largest message accepted (standards §7.1 longreq): anything longer is
+/// [`SipError::TooLarge`]. UDP datagrams cannot exceed it; over TCP it bounds the work a
+/// peer can cause.
+pub const MAX_MESSAGE_LEN: usize = 65_536;
+
+/// Most header lines accepted in one message ([`SipError::TooManyHeaders`]).
+pub const MAX_HEADERS: usize = 256;
+
+/// The first line of a message (RFC 3261 §7.1, §7.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StartLine<'a> {
+    Request {
+        method: Method<'a>,
+        uri: Uri<'a>,
+    },
+    /// `code` is 100..=699; `reason` is raw bytes (any charset) and may be empty.
+    Response {
+        code: u16,
+        reason: &'a [u8],
+    },
+}
+
+/// A byte range of the message. Offsets fit `u32` because messages are capped at
+/// [`MAX_MESSAGE_LEN`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn new(start: usize, end: usize) -> Span {
+        Span {
+            start: u32::try_from(start).unwrap_or(u32::MAX),
+            end: u32::try_from(end).unwrap_or(u32::MAX),
+        }
+    }
+
+    fn of(self, b: &[u8]) -> &[u8] {
+        sub(b, self.start as usize, self.end as usize)
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct HeaderSlot {
+    id: HeaderName,
+    name: Span,
+    /// Trimmed value, possibly spanning folded lines.
+    value: Span,
+}
+
+/// A parsed SIP message. See the module documentation.
+#[derive(Clone, Debug)]
+pub struct SipMessage<'a> {
+    /// The message as received, from its start line to the end of its body.
+    raw: &'a [u8],
+    /// Bytes of the input used, including CRLF keep-alives skipped before the start line.
+    consumed: usize,
+    /// The header section: `raw` itself, or its unfolded copy.
+    text: Cow<'a, [u8]>,
+    start: StartLine<'a>,
+    first_line: Span,
+    headers: SmallVec<[HeaderSlot; 32]>,
+    /// Into `raw`.
+    body: Span,
+}
+
+impl<'a> SipMessage<'a> {
+    /// Parses one message at the start of `buf` and validates it
+    /// ([`SipMessage::parse_lenient`] then [`SipMessage::validate`]).
+    ///
+    /// Octets after the body are ignored (RFC 4475 dblreq; [`SipMessage::len`] says
+    /// where the next message would start on a stream). Without Content-Length the body
+    /// is the rest of `buf`, which is right for UDP only (RFC 3261 §18.3: the header is
+    /// mandatory on streams).
+    pub fn parse(buf: &'a [u8]) -> Result<SipMessage<'a>, SipError> {
+        let msg = SipMessage::parse_lenient(buf)?;
+        msg.validate()?;
+        Ok(msg)
+    }
+
+    /// Frames the message (start line, header lines, Content-Length, body) without
+    /// validating header values. For correlation of messages that [`SipMessage::parse`]
+    /// rejects (e.g. taking the Call-ID of RFC 4475 badinv01); such a message must not
+    /// drive call state.
+    pub fn parse_lenient(buf: &'a [u8]) -> Result<SipMessage<'a>, SipError> {
+        // RFC 3261 §7.5: CRLFs before the start line are ignored (keep-alives).
+        let lead = buf
+            .iter()
+            .position(|&c| c != b'\r' && c != b'\n')
+            .ok_or(SipError::Empty)?;
+        let b = from(buf, lead);
+        let scan = sub(b, 0, b.len().min(MAX_MESSAGE_LEN));
+
+        let lf = match memchr::memchr(b'\n', scan) {
+            Some(i) => i,
+            None if b.len() >= MAX_MESSAGE_LEN => return Err(SipError::TooLarge),
+            None if could_start_sip(b) => return Err(SipError::Truncated),
+            None => return Err(SipError::NotSip),
+        };
+        let line = sub(b, 0, lf);
+        let crlf = line.last() == Some(&b'\r');
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let start = parse_start_line(line)?;
+
+        let mut headers: SmallVec<[HeaderSlot; 32]> = SmallVec::new();
+        let mut folded = false;
+        let mut pos = lf + 1;
+        let header_end = loop {
+            let nl = match memchr::memchr(b'\n', from(scan, pos)) {
+                Some(i) => pos + i,
+                None if b.len() >= MAX_MESSAGE_LEN => return Err(SipError::TooLarge),
+                None => return Err(SipError::Truncated),
+            };
+            let line_end = if nl > pos && b.get(nl - 1) == Some(&b'\r') {
+                nl - 1
+            } else {
+                nl
+            };
+            let line = sub(b, pos, line_end);
+            match line.first() {
+                None => break nl + 1,
+                Some(b' ' | b'\t') => {
+                    // A continuation line (RFC 3261 §7.3.1): extend the previous value.
+                    let last = headers.last_mut().ok_or(SipError::BadHeader)?;
+                    last.value.end = Span::new(0, line_end).end;
+                    folded = true;
+                }
+                Some(_) => {
+                    let colon = memchr::memchr(b':', line).ok_or(SipError::BadHeader)?;
+                    let name = lex::trim_end(sub(line, 0, colon));
+                    if !lex::is_token(name) {
+                        return Err(SipError::BadHeader);
+                    }
+                    if headers.len() >= MAX_HEADERS {
+                        return Err(SipError::TooManyHeaders);
+                    }
+                    headers.push(HeaderSlot {
+                        id: HeaderName::from_bytes(name),
+                        name: Span::new(pos, pos + name.len()),
+                        value: Span::new(pos + colon + 1, line_end),
+                    });
+                }
+            }
+            pos = nl + 1;
+        };
+
+        for h in headers.iter_mut() {
+            h.value = trimmed(b, h.value);
+        }
+
+        let mut content_length = None;
+        for h in headers.iter().filter(|h| h.id == HeaderName::ContentLength) {
+            if content_length.is_some() {
+                return Err(SipError::DuplicateContentLength);
+            }
+            let n = lex::parse_u64(h.value.of(b)).ok_or(SipError::BadContentLength)?;
+            let n = usize::try_from(n)
+                .ok()
+                .filter(|&n| n <= MAX_MESSAGE_LEN)
+                .ok_or(SipError::TooLarge)?;
+            content_length = Some(n);
+        }
+        let rest = from(b, header_end);
+        let body_len = match content_length {
+            None => rest.len(),
+            Some(n) if n <= rest.len() => n,
+            // A LF-only message whose Content-Length still counts CRLF line ends: the
+            // RFC 4475 files as shipped here, and captures that went through a text tool.
+            Some(n) if !crlf => lf_counted_len(rest, n).ok_or(SipError::Truncated)?,
+            Some(_) => return Err(SipError::Truncated),
+        };
+        let total = header_end + body_len;
+        if total > MAX_MESSAGE_LEN {
+            return Err(SipError::TooLarge);
+        }
+        let raw = sub(b, 0, total);
+
+        let text = if folded {
+            Cow::Owned(unfold(sub(b, 0, header_end)))
+        } else {
+            Cow::Borrowed(sub(b, 0, header_end))
+        };
+        Ok(SipMessage {
+            raw,
+            consumed: lead + total,
+            text,
+            start,
+            first_line: Span::new(0, line.len()),
+            headers,
+            body: Span::new(header_end, total),
+        })
+    }
+
+    /// Checks the headers the engine relies on (standards §7.2, §7.4): at most one
+    /// Call-ID, From, To, CSeq, Max-Forwards and Content-Type (multi01); a well-formed
+    /// Call-ID, From, To (quotbal, badaspec, baddn), CSeq within 32 bits and naming the
+    /// request's method (scalar02, scalarlg, mismatch01/02), every Via value (badinv01)
+    /// and every Contact value (regbadct). Missing headers are not an error here (insuf);
+    /// see [`SipMessage::require_dialog_headers`].
+    pub fn validate(&self) -> Result<(), SipError> {
+        let mut counts = [0u8; HEADER_NAME_COUNT];
+        for h in &self.headers {
+            if let Some(c) = counts.get_mut(h.id as usize) {
+                *c = c.saturating_add(1);
+            }
+        }
+        for id in [
+            HeaderName::CallId,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CSeq,
+            HeaderName::MaxForwards,
+            HeaderName::ContentType,
+        ] {
+            if counts.get(id as usize).copied().unwrap_or(0) > 1 {
+                return Err(SipError::MultipleSingletonHeaders);
+            }
+        }
+        if let Some(v) = self.header(HeaderName::CallId) {
+            if v.is_empty() || v.iter().any(|&c| lex::is_ws(c)) {
+                return Err(SipError::BadHeader);
+            }
+        }
+        for id in [HeaderName::From, HeaderName::To] {
+            if let Some(v) = self.header(id) {
+                NameAddr::parse(v)?;
+            }
+        }
+        if let Some(v) = self.header(HeaderName::CSeq) {
+            let cseq = CSeq::parse(v)?;
+            if let StartLine::Request { method, .. } = self.start {
+                if cseq.method != method {
+                    return Err(SipError::CSeqMethodMismatch);
+                }
+            }
+        }
+        for v in self.headers(HeaderName::Via) {
+            for part in lex::split_top_level(v, b',') {
+                Via::parse(part)?;
+            }
+        }
+        for v in self.headers(HeaderName::Contact) {
+            if v == b"*" {
+                continue;
+            }
+            for part in lex::split_top_level(v, b',') {
+                NameAddr::parse(part)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks that Call-ID, From, To, CSeq and Via are present (RFC 3261 §8.1.1): what
+    /// dialog tracking needs (RFC 4475 insuf lacks them).
+    pub fn require_dialog_headers(&self) -> Result<(), SipError> {
+        for id in [
+            HeaderName::CallId,
+            HeaderName::From,
+            HeaderName::To,
+            HeaderName::CSeq,
+            HeaderName::Via,
+        ] {
+            if self.header(id).is_none() {
+                return Err(SipError::MissingHeader(id));
+            }
+        }
+        Ok(())
+    }
+
+    /// True when some header was folded, so the header section was copied once.
+    pub fn was_folded(&self) -> bool {
+        matches!(self.text, Cow::Owned(_))
+    }
+
+    /// True when parsing allocated (a folded copy, or more than 32 header lines).
+    pub fn heap_allocated(&self) -> bool {
+        self.was_folded() || self.headers.spilled()
+    }
+
+    /// Bytes of the input this message used (start line to end of body, plus any CRLF
+    /// keep-alives before it). The next message of a stream starts there.
+    pub fn len(&self) -> usize {
+        self.consumed
+    }
+
+    /// Always false: a parsed message has at least a start line.
+    pub fn is_empty(&self) -> bool {
+        self.consumed == 0
+    }
+
+    /// The message bytes as received (not the unfolded copy), without leading CRLFs.
+    pub fn raw(&self) -> &[u8] {
+        self.raw
+    }
+
+    pub fn start_line(&self) -> &StartLine<'_> {
+        &self.start
+    }
+
+    /// The raw first line without its line break (for a SIP ladder).
+    pub fn first_line(&self) -> &[u8] {
+        self.first_line.of(self.raw)
+    }
+
+    pub fn is_request(&self) -> bool {
+        matches!(self.start, StartLine::Request { .. })
+    }
+
+    /// The request method; `None` for responses.
+    pub fn method(&self) -> Option<Method<'_>> {
+        match self.start {
+            StartLine::Request { method, .. } => Some(method),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The Request-URI; `None` for responses.
+    pub fn request_uri(&self) -> Option<Uri<'_>> {
+        match self.start {
+            StartLine::Request { uri, .. } => Some(uri),
+            StartLine::Response { .. } => None,
+        }
+    }
+
+    /// The status code; `None` for requests.
+    pub fn status(&self) -> Option<u16> {
+        match self.start {
+            StartLine::Response { code, .. } => Some(code),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The reason phrase of a response, raw bytes; `None` for requests.
+    pub fn reason_phrase(&self) -> Option<&[u8]> {
+        match self.start {
+            StartLine::Response { reason, .. } => Some(reason),
+            StartLine::Request { .. } => None,
+        }
+    }
+
+    /// The first header of that name (compact forms included), trimmed and unfolded.
+    pub fn header(&self, name: HeaderName) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|h| h.id == name)
+            .map(|h| h.value.of(&self.text))
+    }
+
+    /// The first header whose name equals `name` case-insensitively; a known name (or
+    /// compact form) also finds the other spelling, e.g. `Subject` finds `s:`.
+    pub fn header_by_name(&self, name: &[u8]) -> Option<&[u8]> {
+        let id = HeaderName::from_bytes(name);
+        self.headers
+            .iter()
+            .find(|h| {
+                h.id == id
+                    && (id != HeaderName::Other || h.name.of(&self.text).eq_ignore_ascii_case(name))
+            })
+            .map(|h| h.value.of(&self.text))
+    }
+
+    /// Every header line of that name, in order.
+    pub fn headers(&self, name: HeaderName) -> impl Iterator<Item = &[u8]> + '_ {
+        self.headers
+            .iter()
+            .filter(move |h| h.id == name)
+            .map(|h| h.value.of(&self.text))
+    }
+
+    /// Every header line whose name equals `name` (see [`SipMessage::header_by_name`]).
+    pub fn headers_by_name<'s>(&'s self, name: &'s [u8]) -> impl Iterator<Item = &'s [u8]> + 's {
+        let id = HeaderName::from_bytes(name);
+        self.headers
+            .iter()
+            .filter(move |h| {
+                h.id == id
+                    && (id != HeaderName::Other || h.name.of(&self.text).eq_ignore_ascii_case(name))
+            })
+            .map(|h| h.value.of(&self.text))
+    }
+
+    /// Every comma-separated element of every header line of that name, trimmed (for
+    /// list headers: Via, Contact, Route, Supported, P-Asserted-Identity ...). Commas in
+    /// quoted strings and `<>` do not split.
+    pub fn header_values(&self, name: HeaderName) -> impl Iterator<Item = &[u8]> + '_ {
+        self.headers(name)
+            .flat_map(|v| lex::split_top_level(v, b','))
+            .map(lex::trim)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// All header lines as (name, value), in order; names as written.
+    pub fn all_headers(&self) -> impl Iterator<Item = (&[u8], &[u8])> + '_ {
+        self.headers
+            .iter()
+            .map(|h| (h.name.of(&self.text), h.value.of(&self.text)))
+    }
+
+    pub fn call_id(&self) -> Option<&[u8]> {
+        self.header(HeaderName::CallId)
+    }
+
+    pub fn cseq(&self) -> Option<CSeq<'_>> {
+        CSeq::parse(self.header(HeaderName::CSeq)?).ok()
+    }
+
+    pub fn from(&self) -> Option<NameAddr<'_>> {
+        NameAddr::parse(self.header(HeaderName::From)?).ok()
+    }
+
+    pub fn to(&self) -> Option<NameAddr<'_>> {
+        NameAddr::parse(self.header(HeaderName::To)?).ok()
+    }
+
+    /// The first value of the first Via header (the hop that sent this message).
+    pub fn top_via(&self) -> Option<Via<'_>> {
+        let first = lex::split_top_level(self.header(HeaderName::Via)?, b',').next()?;
+        Via::parse(first).ok()
+    }
+
+    /// Every Via value in order, malformed ones skipped (they only occur after
+    /// [`SipMessage::parse_lenient`]).
+    pub fn vias(&self) -> impl Iterator<Item = Via<'_>> + '_ {
+        self.header_values(HeaderName::Via)
+            .filter_map(|v| Via::parse(v).ok())
+    }
+
+    /// Number of Via values over all Via header lines.
+    pub fn via_count(&self) -> usize {
+        self.header_values(HeaderName::Via).count()
+    }
+
+    /// The first Contact value; `None` for `Contact: *`.
+    pub fn contact(&self) -> Option<NameAddr<'_>> {
+        NameAddr::parse(self.header_values(HeaderName::Contact).next()?).ok()
+    }
+
+    /// The first P-Asserted-Identity value (RFC 3325 §9.1; it may list a sip and a tel
+    /// identity).
+    pub fn p_asserted_identity(&self) -> Option<NameAddr<'_>> {
+        NameAddr::parse(self.header_values(HeaderName::PAssertedIdentity).next()?).ok()
+    }
+
+    /// The first Remote-Party-ID value (pre-RFC 3325 PBXs).
+    pub fn remote_party_id(&self) -> Option<NameAddr<'_>> {
+        NameAddr::parse(self.header_values(HeaderName::RemotePartyId).next()?).ok()
+    }
+
+    /// The Refer-To target (RFC 3515 §2.1).
+    pub fn refer_to(&self) -> Option<NameAddr<'_>> {
+        NameAddr::parse(self.header(HeaderName::ReferTo)?).ok()
+    }
+
+    /// The Referred-By party (RFC 3892).
+    pub fn referred_by(&self) -> Option<NameAddr<'_>> {
+        NameAddr::parse(self.header(HeaderName::ReferredBy)?).ok()
+    }
+
+    /// The `Replaces` header of an INVITE (RFC 3891).
+    pub fn replaces(&self) -> Option<Replaces<'_>> {
+        Replaces::parse(self.header(HeaderName::Replaces)?)
+    }
+
+    /// The `Replaces` carried inside the Refer-To URI of a REFER (attended transfer).
+    pub fn refer_to_replaces(&self) -> Option<Replaces<'_>> {
+        self.refer_to()?.uri.replaces()
+    }
+
+    /// Max-Forwards as a number (`None` when absent or not a number).
+    pub fn max_forwards(&self) -> Option<u32> {
+        lex::parse_u32(self.header(HeaderName::MaxForwards)?)
+    }
+
+    pub fn content_type(&self) -> Option<&[u8]> {
+        self.header(HeaderName::ContentType)
+    }
+
+    /// The body (Content-Length octets, or the rest of the datagram without it).
+    pub fn body(&self) -> &[u8] {
+        self.body.of(self.raw)
+    }
+
+    /// The SDP: an `application/sdp` body or the `application/sdp` part of a
+    /// `multipart/*` body (RFC 4475 mpart01).
+    pub fn sdp(&self) -> Option<&[u8]> {
+        let body = self.body();
+        if body.is_empty() {
+            return None;
+        }
+        multipart::find_sdp(self.content_type(), body)
+    }
+}
+
+/// The span with whitespace (line breaks of folds included) removed at both ends.
+fn trimmed(b: &[u8], s: Span) -> Span {
+    let v = s.of(b);
+    let lead = v.iter().position(|&c| !lex::is_ws(c)).unwrap_or(v.len());
+    let trail = v.iter().rev().position(|&c| !lex::is_ws(c)).unwrap_or(0);
+    let start = s.start as usize + lead;
+    let end = (s.end as usize).saturating_sub(trail).max(start);
+    Span::new(start, end)
+}
+
+/// Copy of the header section in which each line break followed by SP/HT becomes
+/// spaces (CR LF → two spaces, bare LF → one), keeping every offset.
+fn unfold(head: &[u8]) -> Vec<u8> {
+    let mut out = head.to_vec();
+    for i in memchr::memchr_iter(b'\n', head) {
+        if matches!(head.get(i + 1), Some(b' ' | b'\t')) {
+            if let Some(c) = out.get_mut(i) {
+                *c = b' ';
+            }
+            if let Some(c) = i.checked_sub(1).and_then(|j| out.get_mut(j)) {
+                if *c == b'\r' {
+                    *c = b' ';
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Body length of a LF-only message whose Content-Length `n` counts each line break as
+/// CRLF (2 octets): walks the body counting a bare LF twice. `None` when the body is
+/// shorter even so (truly truncated, RFC 4475 clerr).
+fn lf_counted_len(body: &[u8], n: usize) -> Option<usize> {
+    let mut need = n;
+    let mut prev = 0u8;
+    for (i, &c) in body.iter().enumerate() {
+        if need == 0 {
+            return Some(i);
+        }
+        let cost = if c == b'\n' && prev != b'\r' { 2 } else { 1 };
+        need = need.saturating_sub(cost);
+        prev = c;
+    }
+    (need == 0).then_some(body.len())
+}
+
+/// True when a partial first line could still become a SIP start line.
+fn could_start_sip(b: &[u8]) -> bool {
+    lex::starts_with_ic(b, b"SIP/")
+        || b"SIP/".starts_with(b)
+        || b.iter()
+            .position(|&c| c == b' ')
+            .map_or(b.iter().all(|&c| lex::is_token_char(c)), |sp| {
+                lex::is_token(sub(b, 0, sp))
+            })
+}
+
+fn check_version(v: &[u8]) -> Result<(), SipError> {
+    if v.eq_ignore_ascii_case(b"SIP/2.0") {
+        Ok(())
+    } else if lex::starts_with_ic(v, b"SIP/") {
+        Err(SipError::BadVersion)
+    } else {
+        Err(SipError::BadStartLine)
+    }
+}
+
+/// `Request-Line = Method SP Request-URI SP SIP-Version` or
+/// `Status-Line = SIP-Version SP Status-Code SP Reason-Phrase` (RFC 3261 §25.1).
+/// Strict about single SPs (RFC 4475 lwsstart, trws) and the Request-URI (ltgtruri,
+/// lwsruri, escruri); the status code is exactly three digits in 100..=699 (bigcode).
+fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, SipError> {
+    if lex::starts_with_ic(line, b"SIP/") {
+        let (version, rest) = lex::split_once(line, b' ');
+        check_version(version)?;
+        let rest = rest.ok_or(SipError::BadStatus)?;
+        let digits = rest
+            .iter()
+            .position(|c| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        if digits != 3 {
+            return Err(SipError::BadStatus);
+        }
+        let code = lex::parse_u32(sub(rest, 0, 3))
+            .and_then(|c| u16::try_from(c).ok())
+            .filter(|c| (100..=699).contains(c))
+            .ok_or(SipError::BadStatus)?;
+        let reason = match from(rest, 3).split_first() {
+            None => &[][..],
+            Some((b' ', reason)) => reason,
+            Some(_) => return Err(SipError::BadStatus),
+        };
+        return Ok(StartLine::Response { code, reason });
+    }
+    if memchr::memmem::find(line, b"SIP/").is_none() {
+        return Err(SipError::NotSip);
+    }
+    let sp1 = memchr::memchr(b' ', line).ok_or(SipError::BadStartLine)?;
+    let sp2 = memchr::memrchr(b' ', line).ok_or(SipError::BadStartLine)?;
+    let method = sub(line, 0, sp1);
+    if !lex::is_token(method) || sp2 <= sp1 {
+        return Err(SipError::BadStartLine);
+    }
+    let version = from(line, sp2 + 1);
+    if version.is_empty() {
+        return Err(SipError::BadStartLine);
+    }
+    check_version(version)?;
+    let uri_raw = sub(line, sp1 + 1, sp2);
+    if uri_raw.is_empty()
+        || uri_raw.first().copied().is_some_and(lex::is_ws)
+        || uri_raw.last().copied().is_some_and(lex::is_ws)
+    {
+        return Err(SipError::BadStartLine);
+    }
+    let uri = Uri::parse(uri_raw)?;
+    if matches!(uri.scheme_kind(), Scheme::Sip | Scheme::Sips) {
+        // RFC 3261 §19.1.1: no headers in a SIP Request-URI. The user part may hold a
+        // '?', so only look after it.
+        let after_user = match memchr::memchr(b'@', uri_raw) {
+            Some(at) => from(uri_raw, at),
+            None => uri_raw,
+        };
+        if memchr::memchr(b'?', after_user).is_some() {
+            return Err(SipError::BadUri);
+        }
+    }
+    Ok(StartLine::Request {
+        method: Method::from_bytes(method),
+        uri,
+    })
+}

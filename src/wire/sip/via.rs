@@ -1,0 +1,185 @@
+//! One `via-parm` of a `Via` header (RFC 3261 §20.42, §25.1):
+//! `SIP / 2.0 / transport sent-by ;params`.
+//!
+//! Input is one comma-separated element of a Via header value (already unfolded by
+//! [`super::SipMessage`]); output borrows from it. LWS is allowed around every `/`,
+//! `:`, `;` and `=` (RFC 4475 wsinv); unknown transports are kept (transports).
+
+use super::lex::{self, from, sub, trim};
+use super::uri::split_hostport;
+use super::SipError;
+
+/// A parsed `via-parm`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Via<'a> {
+    /// As written: `UDP`, `TCP`, `TLS`, `SCTP`, `WS`, `UNKNOWN`, ...
+    pub transport: &'a [u8],
+    /// `host[:port]`, trimmed.
+    pub sent_by: &'a [u8],
+    /// The `branch` parameter value (transaction id when it starts with `z9hG4bK`,
+    /// RFC 3261 §8.1.1.7; RFC 4475 badbranch is exactly the cookie).
+    pub branch: Option<&'a [u8]>,
+    /// Parameters after the first `;` (excluded), trimmed.
+    pub params: &'a [u8],
+}
+
+/// The RFC 3261 §8.1.1.7 magic cookie.
+pub const BRANCH_COOKIE: &[u8] = b"z9hG4bK";
+
+impl<'a> Via<'a> {
+    /// Parses one `via-parm`.
+    pub fn parse(b: &'a [u8]) -> Result<Via<'a>, SipError> {
+        let b = trim(b);
+        // sent-protocol = protocol-name SLASH protocol-version SLASH transport
+        let (name, rest) = token_then(b)?;
+        if !name.eq_ignore_ascii_case(b"SIP") {
+            return Err(SipError::BadVia);
+        }
+        let rest = slash(rest)?;
+        let (version, rest) = token_then(rest)?;
+        if version.is_empty() {
+            return Err(SipError::BadVia);
+        }
+        let rest = slash(rest)?;
+        let (transport, rest) = token_then(rest)?;
+        if transport.is_empty() || !rest.first().copied().is_some_and(lex::is_ws) {
+            return Err(SipError::BadVia);
+        }
+        let (sent_by, params) = lex::split_once(rest, b';');
+        let sent_by = trim(sent_by);
+        let params = params.map(trim);
+        if sent_by.is_empty() || params.is_some_and(|p| !lex::validate_params(p)) {
+            return Err(SipError::BadVia);
+        }
+        let params = params.unwrap_or_default();
+        let via = Via {
+            transport,
+            sent_by,
+            branch: lex::param(params, b"branch"),
+            params,
+        };
+        via.host_port().map_err(|_| SipError::BadVia)?;
+        Ok(via)
+    }
+
+    /// A Via parameter by name (case-insensitive): `received`, `rport`, `maddr`, ...
+    pub fn param(&self, name: &[u8]) -> Option<&'a [u8]> {
+        lex::param(self.params, name)
+    }
+
+    /// True when the branch is the RFC 3261 magic cookie followed by an id; otherwise
+    /// RFC 2543 transaction matching applies (standards §1.2, §7.3: RFC 4475 badbranch
+    /// is the bare cookie).
+    pub fn has_rfc3261_branch(&self) -> bool {
+        self.branch
+            .is_some_and(|b| b.len() > BRANCH_COOKIE.len() && b.starts_with(BRANCH_COOKIE))
+    }
+
+    /// The sent-by host (IPv6 references keep their brackets) and port.
+    pub fn host_port(&self) -> Result<(&'a [u8], Option<u16>), SipError> {
+        let (h, p) = match memchr::memrchr(b':', self.sent_by) {
+            // A ':' inside an IPv6 reference is not the port separator.
+            Some(i) if !from(self.sent_by, i).contains(&b']') => (
+                trim(sub(self.sent_by, 0, i)),
+                Some(trim(from(self.sent_by, i + 1))),
+            ),
+            _ => (self.sent_by, None),
+        };
+        let (host, _) = split_hostport(h)?;
+        let port = match p {
+            None => None,
+            Some(p) => Some(
+                lex::parse_u32(p)
+                    .and_then(|n| u16::try_from(n).ok())
+                    .ok_or(SipError::BadVia)?,
+            ),
+        };
+        Ok((host, port))
+    }
+}
+
+/// A token after optional LWS, and the rest after it.
+fn token_then(b: &[u8]) -> Result<(&[u8], &[u8]), SipError> {
+    let b = lex::trim_start(b);
+    let n = b
+        .iter()
+        .position(|&c| !lex::is_token_char(c))
+        .unwrap_or(b.len());
+    Ok((sub(b, 0, n), from(b, n)))
+}
+
+/// Skips LWS, a `/`, and returns the rest.
+fn slash(b: &[u8]) -> Result<&[u8], SipError> {
+    match lex::trim_start(b).split_first() {
+        Some((b'/', rest)) => Ok(rest),
+        _ => Err(SipError::BadVia),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_via() {
+        let v = Via::parse(b"SIP/2.0/UDP 192.0.2.1:5060;branch=z9hG4bKkdjuw;rport").unwrap();
+        assert_eq!(v.transport, b"UDP");
+        assert_eq!(v.sent_by, b"192.0.2.1:5060");
+        assert_eq!(v.branch, Some(&b"z9hG4bKkdjuw"[..]));
+        assert_eq!(v.params, b"branch=z9hG4bKkdjuw;rport");
+        assert_eq!(v.param(b"rport"), Some(&b""[..]));
+        assert!(v.has_rfc3261_branch());
+        assert_eq!(v.host_port(), Ok((&b"192.0.2.1"[..], Some(5060))));
+    }
+
+    #[test]
+    fn lws_everywhere() {
+        // RFC 4475 wsinv, after unfolding.
+        let v = Via::parse(b"SIP  /   2.0   /UDP      192.0.2.2;branch=390skdjuw").unwrap();
+        assert_eq!(v.transport, b"UDP");
+        assert_eq!(v.sent_by, b"192.0.2.2");
+        assert!(!v.has_rfc3261_branch());
+        let v = Via::parse(b" SIP  /    2.0   / UDP  192.168.255.111   ; branch=   z9hG4bK30239")
+            .unwrap();
+        assert_eq!(v.transport, b"UDP");
+        assert_eq!(v.sent_by, b"192.168.255.111");
+        assert_eq!(v.branch, Some(&b"z9hG4bK30239"[..]));
+        let v = Via::parse(b"SIP/2.0/TCP [2001:db8::1] : 5061 ;branch=z9hG4bKx").unwrap();
+        assert_eq!(v.host_port(), Ok((&b"[2001:db8::1]"[..], Some(5061))));
+    }
+
+    #[test]
+    fn no_branch() {
+        let v = Via::parse(b"SIP/2.0/UDP 192.0.2.1;branch=z9hG4bK").unwrap();
+        assert_eq!(v.branch, Some(BRANCH_COOKIE));
+        assert!(!v.has_rfc3261_branch());
+        let v = Via::parse(b"SIP/2.0/UDP iftgw.example.com").unwrap();
+        assert_eq!(v.branch, None);
+        assert_eq!(v.params, b"");
+        assert!(!v.has_rfc3261_branch());
+    }
+
+    #[test]
+    fn malformed_vias() {
+        for bad in [
+            &b""[..],
+            b"SIP/2.0/UDP",
+            b"SIP/2.0/UDP192.0.2.1",
+            b"SIP/2.0 UDP 192.0.2.1",
+            b"HTTP/1.1/TCP 192.0.2.1",
+            b"SIP/2.0/UDP 192.0.2.15;;",
+            b"SIP/2.0/UDP 192.0.2.15;",
+            b"SIP/2.0/UDP ;branch=x",
+            b"SIP/2.0/UDP a b;branch=x",
+            b"SIP/2.0/UDP host:99999",
+            b"SIP/2.0/UDP ho<st",
+        ] {
+            assert_eq!(
+                Via::parse(bad),
+                Err(SipError::BadVia),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+}
