@@ -704,4 +704,22 @@ mod tests {
             }
         }
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..160)) {
+            let mut errors = 0;
+            for item in walk(&bytes) {
+                match item {
+                    Ok(RtcpPacket::ExtendedReport(xr)) => xr.blocks.for_each(drop),
+                    Ok(RtcpPacket::ReceiverReport(rr)) => rr.reports.for_each(drop),
+                    Ok(RtcpPacket::SenderReport(sr)) => sr.reports.for_each(drop),
+                    Ok(RtcpPacket::Bye(b)) => b.ssrcs().for_each(drop),
+                    Ok(_) => {}
+                    Err(_) => errors += 1,
+                }
+            }
+            proptest::prop_assert!(errors <= 1);
+        }
+    }
 }

@@ -265,4 +265,15 @@ mod tests {
         assert_eq!(classify(&[]), Classified::Other);
         assert_eq!(classify(&PCMU[..11]), Classified::Other);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..96)) {
+            if let Ok(h) = parse(&bytes) {
+                proptest::prop_assert!(usize::from(h.payload_offset) + usize::from(h.payload_len) <= bytes.len());
+                proptest::prop_assert_eq!(h.payload(&bytes).len(), usize::from(h.payload_len));
+            }
+            let _ = classify(&bytes);
+        }
+    }
 }

@@ -632,6 +632,12 @@ mod tests {
     }
 
     #[test]
+    fn state_is_small_and_fixed() {
+        // O(1) per stream: no heap, a few hundred bytes including the payload map.
+        assert!(std::mem::size_of::<RtpStreamStats>() <= 256);
+    }
+
+    #[test]
     fn empty_stream_has_zero_figures() {
         let f = RtpStreamStats::new(8000).figures();
         assert_eq!((f.packets, f.expected, f.lost), (0, 0, 0));
