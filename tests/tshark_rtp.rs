@@ -6,26 +6,29 @@
 //! loss % as printed, delta and jitter within max(0.5 ms, 5 %). tshark missing or of
 //! another version is a failure, not a skip: these numbers are a contract.
 //!
-//! The capture reader here is deliberately tiny (classic pcap, Ethernet/802.1Q, IPv4,
-//! UDP): it only has to read the fixtures this folder generates.
+//! The captures are read with callwatch's own reader and decoder (`sources::pcap_file`,
+//! `wire::decode`), so the comparison covers the path `callwatch analyze` takes.
 
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use callwatch::engine::media::{PayloadMap, RtpStreamStats, StreamFigures};
+use callwatch::sources::pcap_file::read_captures;
 use callwatch::time::CaptureTime;
+use callwatch::wire::decode::{DecodeLimits, Decoder};
 use callwatch::wire::rtp::{self, Classified};
+use callwatch::wire::Transport;
 
 const SIP_PORT: u16 = 5060;
 
 /// Stream identity, as tshark keys it: addresses, ports and SSRC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct StreamKey {
-    src: Ipv4Addr,
+    src: IpAddr,
     src_port: u16,
-    dst: Ipv4Addr,
+    dst: IpAddr,
     dst_port: u16,
     ssrc: u32,
 }
@@ -59,10 +62,8 @@ struct TsharkRow {
 
 struct UdpDatagram {
     at: CaptureTime,
-    src: Ipv4Addr,
-    src_port: u16,
-    dst: Ipv4Addr,
-    dst_port: u16,
+    src: SocketAddr,
+    dst: SocketAddr,
     payload: Vec<u8>,
 }
 
@@ -77,76 +78,33 @@ fn fixtures() -> Vec<PathBuf> {
     files
 }
 
-/// Classic pcap (either byte order, µs or ns), Ethernet with optional 802.1Q, IPv4, UDP.
+/// Every UDP datagram of a capture, read with callwatch's own capture reader and
+/// decoder (the `analyze` path), in file order.
 fn read_udp(path: &Path) -> Vec<UdpDatagram> {
-    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    assert!(bytes.len() >= 24, "{}: not a pcap file", path.display());
-    let magic = [bytes[0], bytes[1], bytes[2], bytes[3]];
-    let (le, nanos) = match magic {
-        [0xd4, 0xc3, 0xb2, 0xa1] => (true, false),
-        [0xa1, 0xb2, 0xc3, 0xd4] => (false, false),
-        [0x4d, 0x3c, 0xb2, 0xa1] => (true, true),
-        [0xa1, 0xb2, 0x3c, 0x4d] => (false, true),
-        _ => panic!("{}: not a classic pcap file", path.display()),
-    };
-    let u32_at = |b: &[u8], o: usize| {
-        let w = [b[o], b[o + 1], b[o + 2], b[o + 3]];
-        if le {
-            u32::from_le_bytes(w)
-        } else {
-            u32::from_be_bytes(w)
-        }
-    };
-    assert_eq!(
-        u32_at(&bytes, 20),
-        1,
-        "{}: link type is not Ethernet",
+    let mut decoder = Decoder::new(DecodeLimits::default());
+    let mut out = Vec::new();
+    let report = read_captures(
+        &[path.to_path_buf()],
+        &mut |frame| {
+            decoder.decode(frame.link, frame.at, frame.data, &mut |d| {
+                if d.transport == Transport::Udp {
+                    out.push(UdpDatagram {
+                        at: frame.at,
+                        src: d.src,
+                        dst: d.dst,
+                        payload: d.payload.to_vec(),
+                    });
+                }
+            });
+        },
+        &mut |_, _| {},
+    );
+    assert!(
+        !out.is_empty(),
+        "{}: no UDP datagram read: {report}",
         path.display()
     );
-    let mut out = Vec::new();
-    let mut off = 24;
-    while off + 16 <= bytes.len() {
-        let secs = i64::from(u32_at(&bytes, off));
-        let frac = i64::from(u32_at(&bytes, off + 4));
-        let caplen = u32_at(&bytes, off + 8) as usize;
-        let data = &bytes[off + 16..(off + 16 + caplen).min(bytes.len())];
-        off += 16 + caplen;
-        let micros = if nanos { frac / 1000 } else { frac };
-        if let Some(d) = udp_of_ethernet(data, CaptureTime::from_secs_micros(secs, micros)) {
-            out.push(d);
-        }
-    }
     out
-}
-
-fn udp_of_ethernet(frame: &[u8], at: CaptureTime) -> Option<UdpDatagram> {
-    let mut ethertype = u16::from_be_bytes([*frame.get(12)?, *frame.get(13)?]);
-    let mut ip_off = 14;
-    if ethertype == 0x8100 {
-        ethertype = u16::from_be_bytes([*frame.get(16)?, *frame.get(17)?]);
-        ip_off = 18;
-    }
-    if ethertype != 0x0800 {
-        return None;
-    }
-    let ip = frame.get(ip_off..)?;
-    let ihl = usize::from(ip.first()? & 0x0f) * 4;
-    let total = usize::from(u16::from_be_bytes([*ip.get(2)?, *ip.get(3)?]));
-    if *ip.get(9)? != 17 || ihl < 20 {
-        return None;
-    }
-    let src = Ipv4Addr::new(ip[12], ip[13], ip[14], ip[15]);
-    let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-    let udp = ip.get(ihl..total.min(ip.len()))?;
-    let udp_len = usize::from(u16::from_be_bytes([*udp.get(4)?, *udp.get(5)?]));
-    Some(UdpDatagram {
-        at,
-        src,
-        src_port: u16::from_be_bytes([udp[0], udp[1]]),
-        dst,
-        dst_port: u16::from_be_bytes([udp[2], udp[3]]),
-        payload: udp.get(8..udp_len.min(udp.len()))?.to_vec(),
-    })
 }
 
 /// `a=rtpmap:<pt> <name>/<rate>[/<channels>]` lines of the SIP bodies.
@@ -177,7 +135,7 @@ fn callwatch_streams(path: &Path) -> HashMap<StreamKey, StreamFigures> {
     let mut payloads = PayloadMap::new();
     let mut streams: HashMap<StreamKey, RtpStreamStats> = HashMap::new();
     for d in read_udp(path) {
-        if d.src_port == SIP_PORT || d.dst_port == SIP_PORT {
+        if d.src.port() == SIP_PORT || d.dst.port() == SIP_PORT {
             scan_rtpmap(&d.payload, &mut payloads);
             continue;
         }
@@ -188,10 +146,10 @@ fn callwatch_streams(path: &Path) -> HashMap<StreamKey, StreamFigures> {
             continue;
         };
         let key = StreamKey {
-            src: d.src,
-            src_port: d.src_port,
-            dst: d.dst,
-            dst_port: d.dst_port,
+            src: d.src.ip(),
+            src_port: d.src.port(),
+            dst: d.dst.ip(),
+            dst_port: d.dst.port(),
             ssrc: hdr.ssrc,
         };
         streams
@@ -432,7 +390,7 @@ fn row_parser_reads_tshark_4_0_lines() {
                 0xC0DE0001 g711U, telephone-event   209    -2 (-1.0%)          18.245          \
                 20.003          21.830           0.000           1.136          11.220 X";
     let r = parse_row(line).expect("row");
-    assert_eq!(r.key.src, Ipv4Addr::new(10, 0, 5, 1));
+    assert_eq!(r.key.src, IpAddr::V4(Ipv4Addr::new(10, 0, 5, 1)));
     assert_eq!(r.key.dst_port, 50010);
     assert_eq!(r.key.ssrc, 0xc0de_0001);
     assert_eq!(r.payload, "g711U, telephone-event");
