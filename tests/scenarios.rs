@@ -442,6 +442,31 @@ fn switch_side_hold_is_no_violation() {
     check_story("switch_side_hold_is_no_violation");
 }
 
+#[test]
+fn cancel_racing_the_answer_loses_to_the_200() {
+    check_story("cancel_racing_the_answer_loses_to_the_200");
+}
+
+#[test]
+fn registrations_options_and_ivr_calls_give_no_leg() {
+    check_story("registrations_options_and_ivr_calls_give_no_leg");
+}
+
+#[test]
+fn capture_started_mid_call_gives_no_leg() {
+    check_story("capture_started_mid_call_gives_no_leg");
+}
+
+#[test]
+fn capture_ending_mid_call_leaves_the_leg_open() {
+    check_story("capture_ending_mid_call_leaves_the_leg_open");
+}
+
+#[test]
+fn internal_call_between_agents_gives_two_legs() {
+    check_story("internal_call_between_agents_gives_two_legs");
+}
+
 /// The matcher itself: a record built to fit an expected leg passes, and each kind of
 /// disagreement is reported (so that the story tests fail only for callwatch's faults).
 #[test]

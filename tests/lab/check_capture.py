@@ -185,6 +185,31 @@ def story_checks(story, pcap, msgs):
         if not refer or "?Replaces=s18-consult-1%40127.0.0.11" not in refer[0]["sip.msg_hdr"] or not rep:
             fail("no REFER with Replaces or no INVITE with Replaces")
         return "REFER + INVITE with Replaces"
+    if story == "cancel_racing_the_answer_loses_to_the_200":
+        cancel = [m for m in msgs if m["sip.Method"] == "CANCEL"]
+        ok = [m for m in msgs if m["status"] == 200 and m["sip.CSeq.method"] == "INVITE"]
+        if not cancel or not ok or cancel[0]["t"] > ok[0]["t"]:
+            fail("the CANCEL is not on the wire before the 200 OK")
+        if n(lambda m: m["status"] == 487) or n(lambda m: m["sip.Method"] == "CANCEL" and m["ip.dst"] == "127.0.0.11"):
+            fail("the CANCEL reached the phone or a 487 was sent")
+        if cancel and ok:
+            return f"CANCEL {round((ok[0]['t'] - cancel[0]['t']) * 1000)} ms before the 200 OK"
+        return ""
+    if story == "registrations_options_and_ivr_calls_give_no_leg":
+        reg = n(lambda m: m["sip.Method"] == "REGISTER")
+        opt = n(lambda m: m["sip.Method"] == "OPTIONS")
+        inv = n(lambda m: m["sip.Method"] == "INVITE")
+        if reg != 2 or opt != 1 or inv != 2:
+            fail(f"expected 2 REGISTER, 1 OPTIONS, 2 INVITE copies; saw {reg}, {opt}, {inv}")
+        return f"{reg} REGISTER, {opt} OPTIONS"
+    if story == "capture_started_mid_call_gives_no_leg":
+        if n(lambda m: m["sip.Method"] in ("INVITE", "ACK")) or not n(lambda m: m["sip.Method"] == "BYE"):
+            fail("expected no INVITE/ACK and a BYE in the cut capture")
+        return "starts after the ACK"
+    if story == "capture_ending_mid_call_leaves_the_leg_open":
+        if n(lambda m: m["sip.Method"] == "BYE") or not n(lambda m: m["status"] == 200):
+            fail("expected a 200 OK and no BYE in the cut capture")
+        return "ends before any BYE"
     if story in ("answered_in_4s_then_transferred_to_survey",
                  "survey_transfer_failing_with_503_is_survey_missing"):
         notify = [m for m in msgs if m["sip.Method"] == "NOTIFY" and m["ip.src"] == "127.0.0.20"]

@@ -43,7 +43,21 @@ ALL_STORIES=(
   glare_bye_counts_the_earlier_bye
   attended_transfer_to_survey_with_replaces
   switch_side_hold_is_no_violation
+  cancel_racing_the_answer_loses_to_the_200
+  registrations_options_and_ivr_calls_give_no_leg
+  capture_started_mid_call_gives_no_leg
+  capture_ending_mid_call_leaves_the_leg_open
+  internal_call_between_agents_gives_two_legs
 )
+
+# Two stories replay another story's scenarios and keep only part of the capture.
+scenarios_of() {
+  case "$1" in
+    capture_started_mid_call_gives_no_leg) echo agent_hangs_up_first_without_survey ;;
+    capture_ending_mid_call_leaves_the_leg_open) echo answered_after_13s_is_a_late_answer ;;
+    *) echo "$1" ;;
+  esac
+}
 
 die() { echo "regenerate: $*" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || die "needs root (network namespaces)"
@@ -54,7 +68,7 @@ done
 
 if [ $# -gt 0 ]; then STORIES=("$@"); else STORIES=("${ALL_STORIES[@]}"); fi
 for s in "${STORIES[@]}"; do
-  [ -d "$SC/$s" ] || die "unknown story $s"
+  printf '%s\n' "${ALL_STORIES[@]}" | grep -qx "$s" || die "unknown story $s"
 done
 
 WORK="$(mktemp -d /tmp/callwatch-lab.XXXXXX)"
@@ -89,7 +103,8 @@ done
 run_story() {
   local story="$1" idx="$2"
   local ns="$NSPREFIX-$idx" dir="$WORK/$story"
-  local pids=() kdefs=() mtu="" sipp_rc=0 kpid="" dpid=""
+  local pids=() kdefs=() mtu="" sipp_rc=0 kpid="" dpid="" keep_from="" keep_to=""
+  local scen; scen="$(scenarios_of "$story")"
   mkdir -p "$dir"
   ln -s "$WORK"/rtp_*.pcap "$dir/"
 
@@ -104,7 +119,12 @@ run_story() {
   case "$story" in
     retransmitted_invite_and_200_count_once) kdefs=(-A NO_AUTO_100) ;;
     glare_bye_counts_the_earlier_bye) kdefs=(-A BYE_DELAY) ;;
+    cancel_racing_the_answer_loses_to_the_200) kdefs=(-A CANCEL_DELAY) ;;
     fragmented_invite_is_reassembled) mtu=1200 ;;
+    # seconds after the first packet: the capture starts after the answer...
+    capture_started_mid_call_gives_no_leg) keep_from=3.0 ;;
+    # ...or ends 1.5 s after it
+    capture_ending_mid_call_leaves_the_leg_open) keep_to=14.5 ;;
   esac
 
   ip netns add "$ns"
@@ -120,7 +140,7 @@ run_story() {
     local role="$1" ip="$2" port="$3" mport="$4" delay="$5"; shift 5
     local cid="${CID:-s${idx}-${role}-%u@%s}"
     ( cd "$dir" && sleep "$delay" && exec "${X[@]}" timeout -k 5 "$STORY_TIMEOUT" \
-        sipp -sf "$SC/$story/$role.xml" -i "$ip" -p "$port" -bind_local \
+        sipp -sf "$SC/$scen/$role.xml" -i "$ip" -p "$port" -bind_local \
         -mi "$ip" -mp "$mport" -nostdin -timeout 80s -timeout_error \
         -cid_str "$cid" \
         -trace_msg -message_file "$dir/$role.messages.log" \
@@ -173,6 +193,17 @@ run_story() {
       sleep 0.5
       sipp_at trunk 127.0.0.20 5060 6000 0 $P -m 1
       ;;
+    internal_call_between_agents_gives_two_legs)
+      sipp_at phone8002 127.0.0.12 5060 6000 0 -m 1
+      sleep 0.5
+      sipp_at phone8001 127.0.0.11 5060 6000 0 $P -m 1
+      ;;
+    registrations_options_and_ivr_calls_give_no_leg)
+      sipp_at survey 127.0.0.30 5060 6000 0 -m 1
+      sleep 0.5
+      sipp_at phone8001 127.0.0.11 5060 6000 0 $P -m 1
+      sipp_at trunk 127.0.0.20 5060 6000 0.5 $P -m 1
+      ;;
     outbound_call_from_agent_has_no_ring_rule)
       sipp_at trunk 127.0.0.20 5060 6000 0 -m 1
       sleep 0.5
@@ -215,6 +246,14 @@ run_story() {
   ip netns del "$ns" 2>/dev/null || true
   trap - INT TERM
 
+  if [ -n "$keep_from$keep_to" ]; then
+    local t0 args=()
+    t0="$(tshark -r "$dir/capture.pcap" -c 1 -T fields -e frame.time_epoch 2>/dev/null)"
+    [ -n "$keep_from" ] && args+=(-A "$(python3 -c "print($t0 + $keep_from)")")
+    [ -n "$keep_to" ] && args+=(-B "$(python3 -c "print($t0 + $keep_to)")")
+    mv "$dir/capture.pcap" "$dir/capture.full.pcap"
+    editcap -F pcap "${args[@]}" "$dir/capture.full.pcap" "$dir/capture.pcap"
+  fi
   if [ "$sipp_rc" != 0 ]; then
     echo "FAIL $story: a SIPp role did not complete its scenario (see $dir/*.errors.log)" >&2
     return 1
