@@ -43,7 +43,8 @@ pub enum DecodeErrorKind {
     /// Bytes of a TCP stream that were never captured; the stream resynchronises at
     /// the next SIP start line.
     TcpGap,
-    /// A TCP stream that does not carry SIP (counted once per stream direction).
+    /// A TCP connection that does not carry SIP (counted once per connection, by the
+    /// first direction found out).
     TcpNotSip,
     /// A TCP stream that carried SIP but then had bytes where a message should start,
     /// or a message with an unreadable Content-Length; it resynchronises.

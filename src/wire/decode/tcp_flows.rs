@@ -147,12 +147,12 @@ impl TcpFlows {
             self.remove(&key.reversed());
             return;
         }
-        if self.not_sip.keys.contains(&key) {
-            if !seg.flags.syn {
-                return;
-            }
-            // A new connection reusing the addresses: look at it afresh.
+        if seg.flags.syn && !seg.flags.ack {
+            // A new connection (reusing the addresses, maybe): look at it afresh.
             self.not_sip.keys.remove(&key);
+            self.not_sip.keys.remove(&key.reversed());
+        } else if self.not_sip.keys.contains(&key) {
+            return;
         }
         if seg.flags.ack {
             let reverse = key.reversed();
@@ -213,10 +213,7 @@ impl TcpFlows {
         match status {
             Status::Keep => {}
             Status::Closed => self.remove(&key),
-            Status::NotSip => {
-                self.remove(&key);
-                self.not_sip.insert(key);
-            }
+            Status::NotSip => self.not_sip_connection(key),
         }
         while self.held_bytes > self.max_total_bytes {
             if !self.evict_least_recent(counters) {
@@ -262,8 +259,7 @@ impl TcpFlows {
                     }
                 }
                 if not_sip {
-                    self.remove(&key);
-                    self.not_sip.insert(key);
+                    self.not_sip_connection(key);
                 }
             }
         }
@@ -299,6 +295,23 @@ impl TcpFlows {
                 cx.counters.bump(DecodeErrorKind::TcpStreamTimeout);
             }
             self.remove(&key);
+        }
+    }
+
+    /// Forgets a direction found not to carry SIP, and its opposite with it (SIP over
+    /// TCP is SIP both ways), so that a connection is counted once and neither of its
+    /// directions is scanned again. An opposite direction that did carry SIP is kept.
+    fn not_sip_connection(&mut self, key: FlowKey) {
+        self.remove(&key);
+        self.not_sip.insert(key);
+        let reverse = key.reversed();
+        let keep = self
+            .streams
+            .get(&reverse)
+            .is_some_and(|s| s.stream.has_seen_sip());
+        if !keep {
+            self.remove(&reverse);
+            self.not_sip.insert(reverse);
         }
     }
 

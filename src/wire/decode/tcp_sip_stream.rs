@@ -293,6 +293,11 @@ impl SipStream {
         self.framer.mode == Mode::NotSip
     }
 
+    /// Whether a SIP message was read from this direction.
+    pub(crate) fn has_seen_sip(&self) -> bool {
+        self.framer.seen_sip
+    }
+
     /// Takes one segment of this direction.
     pub(crate) fn segment(
         &mut self,

@@ -499,6 +499,12 @@ fn tcp_stream_that_is_not_sip_is_counted_once_and_dropped() {
     for i in 0..10u32 {
         r.eth(2, &tcp_frame(false, 30 + i * 10, 1, PSH_ACK, b"0123456789"));
     }
+    // The server's answer is not looked at: the connection is known not to be SIP.
+    r.eth(2, &tcp_frame(true, 0, 1, SYN | ACK, b""));
+    r.eth(
+        2,
+        &tcp_frame(true, 1, 30, PSH_ACK, b"HTTP/1.1 200 OK\r\n\r\n"),
+    );
     assert!(r.out.is_empty());
     assert_eq!(r.count(DecodeErrorKind::TcpNotSip), 1);
     assert_eq!(r.d.memory().tcp_streams, 0);
@@ -657,7 +663,11 @@ fn plausible_frame() -> impl Strategy<Value = Vec<u8>> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+    // 512 cases by default; PROPTEST_CASES=50000 for a long run.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(512),
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn never_panics_on_arbitrary_bytes_and_stays_within_caps(
