@@ -7,6 +7,7 @@
 //! packets, [`report`] renders legs for people and programs, and [`config`] is the typed,
 //! validated configuration. `wire` and `engine` do no I/O and read no clock.
 
+pub mod analyze;
 pub mod config;
 pub mod engine;
 pub mod report;

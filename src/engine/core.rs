@@ -855,7 +855,7 @@ impl Engine {
         leg.state = LegState::Confirmed;
         self.stats.legs_answered += 1;
         if leg.is_inbound() && !leg.has_raised(RuleId::LateAnswer) {
-            if let Some(v) = rules::late_answer::check(ring_start, ring_ms, late_ms, false) {
+            if let Some(v) = rules::late_answer::check(ring_start, ring_ms, late_ms) {
                 self.raise(id, v);
             }
         }
@@ -932,8 +932,7 @@ impl Engine {
                 if let (Party::Agent, Some(ep)) = (by, &ep) {
                     let end = ep.end_at.unwrap_or(ep.start_at);
                     if !leg.has_raised(RuleId::LongHold) {
-                        if let Some(v) =
-                            rules::long_hold::check(ep.start_at, ep.ms(end), threshold, false)
+                        if let Some(v) = rules::long_hold::check(ep.start_at, ep.ms(end), threshold)
                         {
                             self.raise(id, v);
                         }
@@ -957,7 +956,7 @@ impl Engine {
         leg.rec.ring_ms = Some(ring_ms);
         leg.rec.outcome = Some(outcome);
         if leg.is_inbound() && !leg.has_raised(RuleId::LateAnswer) {
-            if let Some(v) = rules::late_answer::check(ring_start, ring_ms, late_ms, false) {
+            if let Some(v) = rules::late_answer::check(ring_start, ring_ms, late_ms) {
                 self.raise(id, v);
             }
         }
@@ -1050,12 +1049,7 @@ impl Engine {
                 .iter()
                 .find(|h| h.by == Party::Agent && h.ms(end) > long_hold_ms)
             {
-                raise.extend(rules::long_hold::check(
-                    h.start_at,
-                    h.ms(end),
-                    long_hold_ms,
-                    false,
-                ));
+                raise.extend(rules::long_hold::check(h.start_at, h.ms(end), long_hold_ms));
             }
         }
         if reason != EndReason::Timeout && hangup_by == HangupBy::Agent {
@@ -1127,11 +1121,9 @@ impl Engine {
                     && leg.is_inbound()
                     && !leg.has_raised(RuleId::LateAnswer)
                     && leg.cancel_at.is_none()
+                    && due >= rules::late_answer::deadline(start, s.0)
                 {
-                    let ms = due.millis_since(start);
-                    if let Some(v) = rules::late_answer::check(start, ms, s.0, true) {
-                        self.raise(id, v);
-                    }
+                    self.raise(id, rules::late_answer::still_ringing(start, s.0));
                 }
             }
             TimerKind::RingTimeout => {
@@ -1149,15 +1141,10 @@ impl Engine {
             TimerKind::ByeGrace => self.settle_bye(id),
             TimerKind::LongHold => {
                 if let Some(h) = leg.holds.open_agent_hold().cloned() {
-                    if !leg.has_raised(RuleId::LongHold) {
-                        if let Some(v) = rules::long_hold::check(
-                            h.start_at,
-                            due.millis_since(h.start_at),
-                            s.2,
-                            true,
-                        ) {
-                            self.raise(id, v);
-                        }
+                    if !leg.has_raised(RuleId::LongHold)
+                        && due >= rules::long_hold::deadline(h.start_at, s.2)
+                    {
+                        self.raise(id, rules::long_hold::still_held(h.start_at, s.2));
                     }
                 }
             }

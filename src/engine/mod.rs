@@ -8,7 +8,7 @@
 
 pub mod agents;
 pub mod copies;
-// pub mod core; (enabled once wire::sip lands)
+pub mod core;
 pub mod event;
 pub mod hold;
 pub mod input;
@@ -19,6 +19,7 @@ pub mod stats;
 pub mod timers;
 pub mod transfer;
 
+pub use self::core::{Engine, EngineSettings};
 pub use event::Event;
 pub use input::{Captured, PayloadHint, SourceId};
 pub use leg::LegRecord;

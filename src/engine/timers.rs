@@ -20,9 +20,12 @@ pub enum TimerKind {
     Linger,
 }
 
+/// One deadline: when, which leg, what for.
+type Entry = (CaptureTime, u64, TimerKind);
+
 #[derive(Default)]
 pub struct Deadlines {
-    heaps: HashMap<SourceId, BinaryHeap<Reverse<(CaptureTime, u64, TimerKind)>>>,
+    heaps: HashMap<SourceId, BinaryHeap<Reverse<Entry>>>,
     len: usize,
 }
 
@@ -49,11 +52,7 @@ impl Deadlines {
     }
 
     /// Pops one deadline of `source` due at or before `now`.
-    pub fn pop_due(
-        &mut self,
-        source: SourceId,
-        now: CaptureTime,
-    ) -> Option<(CaptureTime, u64, TimerKind)> {
+    pub fn pop_due(&mut self, source: SourceId, now: CaptureTime) -> Option<Entry> {
         let heap = self.heaps.get_mut(&source)?;
         match heap.peek() {
             Some(Reverse((t, _, _))) if *t <= now => {

@@ -81,11 +81,6 @@ fn be16(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_be_bytes([s[0], s[1]]))
 }
 
-fn be32(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at.checked_add(4)?)?;
-    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-}
-
 fn fixed<const N: usize>(v: &[u8]) -> Result<[u8; N], HepError> {
     v.try_into().map_err(|_| HepError::BadChunk)
 }

@@ -11,25 +11,21 @@ pub fn deadline(ring_start: CaptureTime, threshold_ms: u64) -> CaptureTime {
     CaptureTime(ring_start.plus_millis(threshold_ms).0 + 1)
 }
 
-/// Checks a leg whose ringing lasted `ring_ms` (final, or so far while live).
-pub fn check(
-    ring_start: CaptureTime,
-    ring_ms: u64,
-    threshold_ms: u64,
-    still_ringing: bool,
-) -> Option<Violation> {
-    if ring_ms <= threshold_ms {
-        return None;
-    }
-    let detail = if still_ringing {
-        format!("still ringing after {}", secs(threshold_ms))
-    } else {
-        format!("rang {}", secs(ring_ms))
-    };
-    Some(Violation {
+/// The violation of a leg still ringing at its deadline (raised live).
+pub fn still_ringing(ring_start: CaptureTime, threshold_ms: u64) -> Violation {
+    Violation {
         rule: RuleId::LateAnswer,
         at: ring_start.plus_millis(threshold_ms),
-        detail,
+        detail: format!("still ringing after {}", secs(threshold_ms)),
+    }
+}
+
+/// Checks a leg whose ringing lasted `ring_ms` in all.
+pub fn check(ring_start: CaptureTime, ring_ms: u64, threshold_ms: u64) -> Option<Violation> {
+    (ring_ms > threshold_ms).then(|| Violation {
+        rule: RuleId::LateAnswer,
+        at: ring_start.plus_millis(threshold_ms),
+        detail: format!("rang {}", secs(ring_ms)),
     })
 }
 
@@ -40,10 +36,14 @@ mod tests {
     #[test]
     fn exactly_the_threshold_is_on_time() {
         let t0 = CaptureTime::from_millis(1_000);
-        assert!(check(t0, 10_000, 10_000, false).is_none());
-        let v = check(t0, 13_000, 10_000, false).unwrap();
+        assert!(check(t0, 10_000, 10_000).is_none());
+        let v = check(t0, 13_000, 10_000).unwrap();
         assert_eq!(v.at, CaptureTime::from_millis(11_000));
         assert_eq!(v.detail, "rang 13.0 s");
         assert!(deadline(t0, 10_000) > CaptureTime::from_millis(11_000));
+        assert_eq!(
+            still_ringing(t0, 10_000).detail,
+            "still ringing after 10.0 s"
+        );
     }
 }

@@ -9,24 +9,20 @@ pub fn deadline(start: CaptureTime, threshold_ms: u64) -> CaptureTime {
     CaptureTime(start.plus_millis(threshold_ms).0 + 1)
 }
 
-/// `held_ms` is the episode's length so far (live) or in full (ended).
-pub fn check(
-    start: CaptureTime,
-    held_ms: u64,
-    threshold_ms: u64,
-    ongoing: bool,
-) -> Option<Violation> {
-    if held_ms <= threshold_ms {
-        return None;
-    }
-    let detail = if ongoing {
-        format!("on hold for more than {}", secs(threshold_ms))
-    } else {
-        format!("held {}", secs(held_ms))
-    };
-    Some(Violation {
+/// The violation of an agent hold still going on at its deadline (raised live).
+pub fn still_held(start: CaptureTime, threshold_ms: u64) -> Violation {
+    Violation {
         rule: RuleId::LongHold,
         at: start.plus_millis(threshold_ms),
-        detail,
+        detail: format!("on hold for more than {}", secs(threshold_ms)),
+    }
+}
+
+/// Checks an episode that lasted `held_ms` in all.
+pub fn check(start: CaptureTime, held_ms: u64, threshold_ms: u64) -> Option<Violation> {
+    (held_ms > threshold_ms).then(|| Violation {
+        rule: RuleId::LongHold,
+        at: start.plus_millis(threshold_ms),
+        detail: format!("held {}", secs(held_ms)),
     })
 }

@@ -1,0 +1,852 @@
+//! Engine scenarios on simulated time: SIP messages built here, fed with explicit capture
+//! timestamps, checked against the leg records and events the engine produces. Each
+//! test is one story of SPEC §3, named as a sentence.
+
+use std::net::SocketAddr;
+
+use callwatch::config::Config;
+use callwatch::engine::leg::{Direction, EndReason, HangupBy, Outcome, Survey};
+use callwatch::engine::rules::RuleId;
+use callwatch::engine::{
+    Captured, Engine, EngineSettings, Event, LegRecord, PayloadHint, SourceId,
+};
+use callwatch::time::CaptureTime;
+use callwatch::wire::Transport;
+
+const PBX: &str = "10.0.0.1:5060";
+const PHONE1: &str = "10.0.1.1:5060";
+const PHONE2: &str = "10.0.1.2:5060";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().unwrap()
+}
+
+fn engine_with(f: impl FnOnce(&mut Config)) -> Engine {
+    let mut c = Config::default();
+    f(&mut c);
+    Engine::new(EngineSettings::from_config(&c.validate(None).unwrap()))
+}
+
+fn engine() -> Engine {
+    engine_with(|_| {})
+}
+
+/// A small SIP message factory for one dialog between the switch and a phone.
+#[derive(Clone)]
+struct Dialog {
+    call_id: String,
+    caller: String,
+    caller_tag: String,
+    callee: String,
+    callee_tag: String,
+    ruri: String,
+    extra: String,
+}
+
+fn inbound(call_id: &str, customer: &str, agent: &str) -> Dialog {
+    Dialog {
+        call_id: call_id.into(),
+        caller: customer.into(),
+        caller_tag: format!("c-{call_id}"),
+        callee: agent.into(),
+        callee_tag: format!("a-{call_id}-{agent}"),
+        ruri: agent.into(),
+        extra: String::new(),
+    }
+}
+
+fn outbound(call_id: &str, agent: &str, dialled: &str) -> Dialog {
+    Dialog {
+        call_id: call_id.into(),
+        caller: agent.into(),
+        caller_tag: format!("a-{call_id}"),
+        callee: dialled.into(),
+        callee_tag: format!("r-{call_id}"),
+        ruri: dialled.into(),
+        extra: String::new(),
+    }
+}
+
+const SDP_SENDRECV: &str = "v=0\r\no=- 1 1 IN IP4 10.0.1.1\r\ns=-\r\nc=IN IP4 10.0.1.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\na=sendrecv\r\n";
+const SDP_SENDONLY: &str = "v=0\r\no=- 1 2 IN IP4 10.0.1.1\r\ns=-\r\nc=IN IP4 10.0.1.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\na=sendonly\r\n";
+
+impl Dialog {
+    fn with_header(mut self, h: &str) -> Dialog {
+        self.extra.push_str(h);
+        self.extra.push_str("\r\n");
+        self
+    }
+
+    fn msg(
+        &self,
+        first: &str,
+        cseq: u32,
+        method: &str,
+        from_callee: bool,
+        to_tag: bool,
+        branch: &str,
+        body: &str,
+    ) -> Vec<u8> {
+        let (from_user, from_tag, to_user, to_tag_v) = if from_callee {
+            (
+                &self.callee,
+                &self.callee_tag,
+                &self.caller,
+                &self.caller_tag,
+            )
+        } else {
+            (
+                &self.caller,
+                &self.caller_tag,
+                &self.callee,
+                &self.callee_tag,
+            )
+        };
+        let to = if to_tag || from_callee {
+            format!("<sip:{to_user}@pbx>;tag={to_tag_v}")
+        } else {
+            format!("<sip:{to_user}@pbx>")
+        };
+        let ctype = if body.is_empty() {
+            String::new()
+        } else {
+            "Content-Type: application/sdp\r\n".into()
+        };
+        format!(
+            "{first}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{branch}\r\nFrom: <sip:{from_user}@pbx>;tag={from_tag}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{from_user}@10.0.0.1>\r\n{}{ctype}Content-Length: {}\r\n\r\n{body}",
+            self.call_id,
+            self.extra,
+            body.len()
+        )
+        .into_bytes()
+    }
+
+    fn invite(&self) -> Vec<u8> {
+        self.msg(
+            &format!("INVITE sip:{}@10.0.1.1 SIP/2.0", self.ruri),
+            1,
+            "INVITE",
+            false,
+            false,
+            "inv",
+            SDP_SENDRECV,
+        )
+    }
+    fn response(&self, code: u16, cseq: u32, method: &str, branch: &str, body: &str) -> Vec<u8> {
+        // Responses carry the request's From/To; the callee's tag is in To.
+        let mut d = self.clone();
+        d.extra.clear();
+        let to_tag = code != 100;
+        let mut m = d.msg(
+            &format!("SIP/2.0 {code} Reason"),
+            cseq,
+            method,
+            false,
+            to_tag,
+            branch,
+            body,
+        );
+        if !to_tag {
+            m = d.msg(
+                &format!("SIP/2.0 {code} Reason"),
+                cseq,
+                method,
+                false,
+                false,
+                branch,
+                body,
+            );
+        }
+        m
+    }
+    fn callee_response(&self, code: u16, cseq: u32, method: &str, branch: &str) -> Vec<u8> {
+        // A response to a request the callee sent: From is the callee.
+        self.msg(
+            &format!("SIP/2.0 {code} Reason"),
+            cseq,
+            method,
+            true,
+            true,
+            branch,
+            "",
+        )
+    }
+    fn cancel(&self) -> Vec<u8> {
+        self.msg(
+            &format!("CANCEL sip:{}@10.0.1.1 SIP/2.0", self.ruri),
+            1,
+            "CANCEL",
+            false,
+            false,
+            "inv",
+            "",
+        )
+    }
+    fn request(
+        &self,
+        method: &str,
+        cseq: u32,
+        from_callee: bool,
+        branch: &str,
+        body: &str,
+    ) -> Vec<u8> {
+        let target = if from_callee {
+            &self.caller
+        } else {
+            &self.callee
+        };
+        self.msg(
+            &format!("{method} sip:{target}@10.0.0.1 SIP/2.0"),
+            cseq,
+            method,
+            from_callee,
+            true,
+            branch,
+            body,
+        )
+    }
+}
+
+struct Run {
+    engine: Engine,
+    ended: Vec<LegRecord>,
+    events: Vec<Event>,
+}
+
+impl Run {
+    fn new(engine: Engine) -> Run {
+        Run {
+            engine,
+            ended: Vec::new(),
+            events: Vec::new(),
+        }
+    }
+    fn at(&mut self, ms: i64, src: &str, dst: &str, bytes: Vec<u8>) -> &mut Self {
+        self.engine.handle_packet(&Captured {
+            at: CaptureTime::from_millis(1_800_000_000_000 + ms),
+            source: SourceId(0),
+            src: addr(src),
+            dst: addr(dst),
+            transport: Transport::Udp,
+            hint: PayloadHint::Unknown,
+            payload: &bytes,
+            correlation_id: None,
+        });
+        self.drain();
+        self
+    }
+    fn tick(&mut self, ms: i64) -> &mut Self {
+        self.engine.handle_timeout(
+            SourceId(0),
+            CaptureTime::from_millis(1_800_000_000_000 + ms),
+        );
+        self.drain();
+        self
+    }
+    fn drain(&mut self) {
+        while let Some(e) = self.engine.poll_event() {
+            if let Event::LegEnded { leg, .. } = &e {
+                self.ended.push((**leg).clone());
+            }
+            self.events.push(e);
+        }
+    }
+    fn finish(&mut self) -> &mut Self {
+        self.engine.finish();
+        self.drain();
+        self
+    }
+    fn only_leg(&self) -> &LegRecord {
+        assert_eq!(self.ended.len(), 1, "legs: {:#?}", self.ended);
+        &self.ended[0]
+    }
+}
+
+fn rules_of(l: &LegRecord) -> Vec<RuleId> {
+    let mut r: Vec<RuleId> = l.violations.iter().map(|v| v.rule).collect();
+    r.sort();
+    r
+}
+
+/// An answered inbound call: INVITE at 0, 180 at 100 ms, 200 at `answer_ms`.
+fn answered(run: &mut Run, d: &Dialog, answer_ms: i64) {
+    run.at(0, PBX, PHONE1, d.invite())
+        .at(20, PHONE1, PBX, d.response(100, 1, "INVITE", "inv", ""))
+        .at(100, PHONE1, PBX, d.response(180, 1, "INVITE", "inv", ""))
+        .at(
+            answer_ms,
+            PHONE1,
+            PBX,
+            d.response(200, 1, "INVITE", "inv", SDP_SENDRECV),
+        )
+        .at(
+            answer_ms + 10,
+            PBX,
+            PHONE1,
+            d.request("ACK", 1, false, "ack", ""),
+        );
+}
+
+#[test]
+fn answered_in_4s_then_customer_hangs_up() {
+    let d = inbound("c1", "13812345678", "8001");
+    let mut run = Run::new(engine());
+    answered(&mut run, &d, 4100);
+    run.at(60_000, PBX, PHONE1, d.request("BYE", 2, false, "bye", ""))
+        .at(60_010, PHONE1, PBX, d.response(200, 2, "BYE", "bye", ""));
+    let l = run.only_leg();
+    assert_eq!(l.agent, "8001");
+    assert_eq!(l.direction, Direction::Inbound);
+    assert_eq!(l.ring_ms, Some(4000));
+    assert_eq!(l.outcome, Some(Outcome::Answered));
+    assert_eq!(l.hangup_by, HangupBy::Customer);
+    assert_eq!(l.survey, Survey::NotRequired);
+    assert_eq!(l.end_reason, Some(EndReason::Bye));
+    assert_eq!(l.customer.as_deref(), Some("13812345678"));
+    assert!(l.violations.is_empty());
+}
+
+#[test]
+fn late_answer_is_raised_live_while_the_phone_still_rings() {
+    let d = inbound("c2", "13812345678", "8001");
+    let mut run = Run::new(engine());
+    run.at(0, PBX, PHONE1, d.invite()).at(
+        100,
+        PHONE1,
+        PBX,
+        d.response(180, 1, "INVITE", "inv", ""),
+    );
+    run.tick(10_100);
+    assert!(
+        !run.events
+            .iter()
+            .any(|e| matches!(e, Event::ViolationRaised { .. })),
+        "not before the threshold"
+    );
+    run.tick(10_101);
+    let v = run
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::ViolationRaised { violation, .. } => Some(violation.clone()),
+            _ => None,
+        })
+        .expect("late_answer raised before any answer");
+    assert_eq!(v.rule, RuleId::LateAnswer);
+    assert_eq!(v.at, CaptureTime::from_millis(1_800_000_000_000 + 10_100));
+    run.at(
+        13_100,
+        PHONE1,
+        PBX,
+        d.response(200, 1, "INVITE", "inv", SDP_SENDRECV),
+    )
+    .at(30_000, PBX, PHONE1, d.request("BYE", 2, false, "bye", ""))
+    .finish();
+    let l = run.only_leg();
+    assert_eq!(l.ring_ms, Some(13_000));
+    assert_eq!(rules_of(l), vec![RuleId::LateAnswer]);
+}
+
+#[test]
+fn answer_at_exactly_the_threshold_is_on_time() {
+    let d = inbound("c3", "13812345678", "8001");
+    let mut run = Run::new(engine());
+    answered(&mut run, &d, 10_100);
+    run.at(20_000, PBX, PHONE1, d.request("BYE", 2, false, "bye", ""))
+        .finish();
+    assert_eq!(run.only_leg().ring_ms, Some(10_000));
+    assert!(run.only_leg().violations.is_empty());
+}
+
+#[test]
+fn agent_hangs_up_first_without_transfer() {
+    let d = inbound("c4", "13812345678", "8001");
+    let mut run = Run::new(engine());
+    answered(&mut run, &d, 3000);
+    run.at(40_000, PHONE1, PBX, d.request("BYE", 1, true, "abye", ""))
+        .at(
+            40_010,
+            PBX,
+            PHONE1,
+            d.callee_response(200, 1, "BYE", "abye"),
+        );
+    let l = run.only_leg();
+    assert_eq!(l.hangup_by, HangupBy::Agent);
+    assert_eq!(l.survey, Survey::Missing);
+    assert_eq!(
+        rules_of(l),
+        vec![RuleId::AgentHangupFirst, RuleId::SurveyMissing]
+    );
+}
+
+#[test]
+fn blind_transfer_to_the_survey_then_agent_leaves() {
+    let d = inbound("c5", "13812345678", "8001");
+    let mut run = Run::new(engine());
+    answered(&mut run, &d, 3000);
+    let refer = String::from_utf8(d.request("REFER", 2, true, "ref", ""))
+        .unwrap()
+        .replace(
+            "Content-Length: 0",
+            "Refer-To: <sip:96000@pbx>\r\nReferred-By: <sip:8001@pbx>\r\nContent-Length: 0",
+        );
+    let notify = |n: u32, frag: &str| {
+        let body = format!("SIP/2.0 {frag}\r\n");
+        String::from_utf8(d.request("NOTIFY", n, false, &format!("n{n}"), "")).unwrap().replace(
+            "Content-Length: 0\r\n\r\n",
+            &format!("Event: refer\r\nSubscription-State: active\r\nContent-Type: message/sipfrag\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
+        )
+    };
+    run.at(50_000, PHONE1, PBX, refer.into_bytes())
+        .at(
+            50_010,
+            PBX,
+            PHONE1,
+            d.callee_response(202, 2, "REFER", "ref"),
+        )
+        .at(50_020, PBX, PHONE1, notify(2, "100 Trying").into_bytes())
+        .at(51_000, PBX, PHONE1, notify(3, "200 OK").into_bytes())
+        .at(51_100, PHONE1, PBX, d.request("BYE", 3, true, "abye", ""))
+        .at(
+            51_110,
+            PBX,
+            PHONE1,
+            d.callee_response(200, 3, "BYE", "abye"),
+        );
+    let l = run.only_leg();
+    assert_eq!(l.survey, Survey::Transferred);
+    assert_eq!(l.end_reason, Some(EndReason::Transfer));
+    assert!(l.violations.is_empty(), "{:?}", l.violations);
+}
+
+#[test]
+fn survey_refer_failed_by_notify_503_then_agent_hangs_up() {
+    let d = inbound("c6", "13812345678", "8001");
+    let mut run = Run::new(engine());
+    answered(&mut run, &d, 3000);
+    let refer = String::from_utf8(d.request("REFER", 2, true, "ref", ""))
+        .unwrap()
+        .replace(
+            "Content-Length: 0",
+            "Refer-To: <sip:96000@pbx>\r\nContent-Length: 0",
+        );
+    let body = "SIP/2.0 503 Service Unavailable\r\n";
+    let notify = String::from_utf8(d.request("NOTIFY", 2, false, "n2", "")).unwrap().replace(
+        "Content-Length: 0\r\n\r\n",
+        &format!("Event: refer\r\nSubscription-State: terminated\r\nContent-Type: message/sipfrag\r\nContent-Length: {}\r\n\r\n{body}", body.len()),
+    );
+    run.at(50_000, PHONE1, PBX, refer.into_bytes())
+        .at(
+            50_010,
+            PBX,
+            PHONE1,
+            d.callee_response(202, 2, "REFER", "ref"),
+        )
+        .at(52_000, PBX, PHONE1, notify.into_bytes())
+        .at(53_000, PHONE1, PBX, d.request("BYE", 3, true, "abye", ""))
+        .finish();
+    let l = run.only_leg();
+    assert_eq!(l.survey, Survey::Failed);
+    assert_eq!(
+        rules_of(l),
+        vec![RuleId::AgentHangupFirst, RuleId::SurveyMissing]
+    );
+}
+
+#[test]
+fn caller_cancels_after_5s_without_violation() {
+    let d = inbound("c7", "13812345678", "8001");
+    let mut run = Run::new(engine());
+    run.at(0, PBX, PHONE1, d.invite())
+        .at(100, PHONE1, PBX, d.response(180, 1, "INVITE", "inv", ""))
+        .at(5100, PBX, PHONE1, d.cancel())
+        .at(5110, PHONE1, PBX, d.response(200, 1, "CANCEL", "inv", ""))
+        .at(5120, PHONE1, PBX, d.response(487, 1, "INVITE", "inv", ""));
+    let l = run.only_leg();
+    assert_eq!(l.outcome, Some(Outcome::Cancelled));
+    assert_eq!(l.end_reason, Some(EndReason::Cancel));
+    assert_eq!(l.ring_ms, Some(5020));
+    assert!(l.violations.is_empty());
+}
+
+#[test]
+fn agent_rings_15s_and_the_caller_cancels() {
+    let d = inbound("c8", "13812345678", "8001");
+    let mut run = Run::new(engine());
+    run.at(0, PBX, PHONE1, d.invite())
+        .at(100, PHONE1, PBX, d.response(180, 1, "INVITE", "inv", ""))
+        .at(15_100, PBX, PHONE1, d.cancel())
+        .at(15_120, PHONE1, PBX, d.response(487, 1, "INVITE", "inv", ""));
+    let l = run.only_leg();
+    assert_eq!(l.outcome, Some(Outcome::Cancelled));
+    assert_eq!(rules_of(l), vec![RuleId::LateAnswer]);
+}
+
+#[test]
+fn agent_rejects_with_486_after_11s() {
+    let d = inbound("c9", "13812345678", "8001");
+    let mut run = Run::new(engine());
+    run.at(0, PBX, PHONE1, d.invite())
+        .at(100, PHONE1, PBX, d.response(180, 1, "INVITE", "inv", ""))
+        .at(11_100, PHONE1, PBX, d.response(486, 1, "INVITE", "inv", ""));
+    let l = run.only_leg();
+    assert_eq!(l.outcome, Some(Outcome::Rejected));
+    assert_eq!(l.end_reason, Some(EndReason::Rejected));
+    assert_eq!(rules_of(l), vec![RuleId::LateAnswer]);
+}
+
+#[test]
+fn early_media_183_starts_the_ring() {
+    let d = inbound("c10", "13812345678", "8001");
+    let mut run = Run::new(engine());
+    run.at(0, PBX, PHONE1, d.invite())
+        .at(
+            500,
+            PHONE1,
+            PBX,
+            d.response(183, 1, "INVITE", "inv", SDP_SENDRECV),
+        )
+        .at(1500, PHONE1, PBX, d.response(180, 1, "INVITE", "inv", ""))
+        .at(
+            6500,
+            PHONE1,
+            PBX,
+            d.response(200, 1, "INVITE", "inv", SDP_SENDRECV),
+        )
+        .at(9000, PBX, PHONE1, d.request("BYE", 2, false, "bye", ""))
+        .finish();
+    assert_eq!(run.only_leg().ring_ms, Some(6000));
+}
+
+#[test]
+fn outbound_call_has_no_ring_rule() {
+    let d = outbound("o1", "8001", "13812345678");
+    let mut run = Run::new(engine());
+    run.at(0, PHONE1, PBX, d.invite())
+        .at(200, PBX, PHONE1, d.response(180, 1, "INVITE", "inv", ""))
+        .at(
+            20_200,
+            PBX,
+            PHONE1,
+            d.response(200, 1, "INVITE", "inv", SDP_SENDRECV),
+        )
+        .at(30_000, PHONE1, PBX, d.request("BYE", 2, false, "bye", ""))
+        .finish();
+    let l = run.only_leg();
+    assert_eq!(l.direction, Direction::Outbound);
+    assert_eq!(l.ring_ms, Some(20_000));
+    assert_eq!(l.hangup_by, HangupBy::Agent);
+    assert_eq!(l.customer.as_deref(), Some("13812345678"));
+    assert!(l.violations.is_empty(), "{:?}", l.violations);
+}
+
+#[test]
+fn long_hold_is_raised_when_it_passes_the_threshold() {
+    let d = inbound("c11", "13812345678", "8001");
+    let mut run = Run::new(engine());
+    answered(&mut run, &d, 2000);
+    run.at(
+        10_000,
+        PHONE1,
+        PBX,
+        d.request("INVITE", 2, true, "hold", SDP_SENDONLY),
+    )
+    .at(
+        10_050,
+        PBX,
+        PHONE1,
+        d.callee_response(200, 2, "INVITE", "hold"),
+    );
+    run.tick(70_000);
+    assert!(!run
+        .events
+        .iter()
+        .any(|e| matches!(e, Event::ViolationRaised { .. })));
+    run.tick(70_001);
+    assert!(run.events.iter().any(|e| matches!(e, Event::ViolationRaised { violation, .. } if violation.rule == RuleId::LongHold)));
+    run.at(
+        75_000,
+        PHONE1,
+        PBX,
+        d.request("INVITE", 3, true, "resume", SDP_SENDRECV),
+    )
+    .at(
+        75_050,
+        PBX,
+        PHONE1,
+        d.callee_response(200, 3, "INVITE", "resume"),
+    )
+    .at(90_000, PBX, PHONE1, d.request("BYE", 2, false, "bye", ""))
+    .finish();
+    let l = run.only_leg();
+    assert_eq!(l.hold_ms, 65_000);
+    assert_eq!(l.holds.len(), 1);
+    assert_eq!(rules_of(l), vec![RuleId::LongHold]);
+}
+
+#[test]
+fn a_refused_hold_offer_is_no_hold() {
+    let d = inbound("c12", "13812345678", "8001");
+    let mut run = Run::new(engine());
+    answered(&mut run, &d, 2000);
+    run.at(
+        10_000,
+        PHONE1,
+        PBX,
+        d.request("INVITE", 2, true, "hold", SDP_SENDONLY),
+    )
+    .at(
+        10_050,
+        PBX,
+        PHONE1,
+        d.callee_response(491, 2, "INVITE", "hold"),
+    )
+    .at(90_000, PBX, PHONE1, d.request("BYE", 2, false, "bye", ""))
+    .finish();
+    let l = run.only_leg();
+    assert_eq!(l.hold_ms, 0);
+    assert!(l.violations.is_empty());
+}
+
+#[test]
+fn forked_call_rings_two_agents() {
+    let mut d1 = inbound("f1", "13812345678", "8001");
+    d1.ruri = "8001".into();
+    let mut d2 = inbound("f1", "13812345678", "8002");
+    d2.ruri = "8002".into();
+    // Same Call-ID and From tag, different agents and branches.
+    let inv2 = String::from_utf8(d2.invite())
+        .unwrap()
+        .replace("z9hG4bKinv", "z9hG4bKinv2")
+        .into_bytes();
+    let cancel1 = String::from_utf8(d1.cancel())
+        .unwrap()
+        .replace(
+            "Content-Length: 0",
+            "Reason: SIP;cause=200;text=\"Call completed elsewhere\"\r\nContent-Length: 0",
+        )
+        .into_bytes();
+    let mut run = Run::new(engine());
+    run.at(0, PBX, PHONE1, d1.invite())
+        .at(1, PBX, PHONE2, inv2)
+        .at(100, PHONE1, PBX, d1.response(180, 1, "INVITE", "inv", ""))
+        .at(
+            110,
+            PHONE2,
+            PBX,
+            String::from_utf8(d2.response(180, 1, "INVITE", "inv", ""))
+                .unwrap()
+                .replace("z9hG4bKinv", "z9hG4bKinv2")
+                .into_bytes(),
+        )
+        .at(
+            3110,
+            PHONE2,
+            PBX,
+            String::from_utf8(d2.response(200, 1, "INVITE", "inv", SDP_SENDRECV))
+                .unwrap()
+                .replace("z9hG4bKinv", "z9hG4bKinv2")
+                .into_bytes(),
+        )
+        .at(3120, PBX, PHONE1, cancel1)
+        .at(3130, PHONE1, PBX, d1.response(487, 1, "INVITE", "inv", ""))
+        .at(60_000, PBX, PHONE2, d2.request("BYE", 2, false, "bye", ""))
+        .finish();
+    assert_eq!(run.ended.len(), 2, "{:#?}", run.ended);
+    let l1 = run.ended.iter().find(|l| l.agent == "8001").unwrap();
+    let l2 = run.ended.iter().find(|l| l.agent == "8002").unwrap();
+    assert_eq!(l1.call_id, l2.call_id);
+    assert_ne!(l1.leg_id, l2.leg_id);
+    assert_eq!(l1.outcome, Some(Outcome::Cancelled));
+    assert_eq!(l2.outcome, Some(Outcome::Answered));
+    assert_eq!(l2.ring_ms, Some(3000));
+}
+
+/// The copy of a message on the phone's side of a proxy: one more Via on top.
+fn via_prepend(m: Vec<u8>, branch: &str) -> Vec<u8> {
+    let s = String::from_utf8(m).unwrap();
+    let i = s.find("\r\n").unwrap() + 2;
+    format!(
+        "{}Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{branch}\r\n{}",
+        &s[..i],
+        &s[i..]
+    )
+    .into_bytes()
+}
+
+#[test]
+fn retransmissions_and_proxy_copies_count_once() {
+    let d = inbound("r1", "13812345678", "8001");
+    let mut run = Run::new(engine());
+    // The same INVITE seen on both sides of a proxy and retransmitted.
+    run.at(0, "10.9.9.9:5060", PBX, d.invite())
+        .at(5, PBX, PHONE1, via_prepend(d.invite(), "px1"))
+        .at(505, PBX, PHONE1, via_prepend(d.invite(), "px1"))
+        .at(
+            600,
+            PHONE1,
+            PBX,
+            via_prepend(d.response(180, 1, "INVITE", "inv", ""), "px1"),
+        )
+        .at(
+            605,
+            PBX,
+            "10.9.9.9:5060",
+            d.response(180, 1, "INVITE", "inv", ""),
+        )
+        .at(
+            4600,
+            PHONE1,
+            PBX,
+            via_prepend(d.response(200, 1, "INVITE", "inv", SDP_SENDRECV), "px1"),
+        )
+        .at(
+            4605,
+            PBX,
+            "10.9.9.9:5060",
+            d.response(200, 1, "INVITE", "inv", SDP_SENDRECV),
+        )
+        .at(
+            5100,
+            PHONE1,
+            PBX,
+            via_prepend(d.response(200, 1, "INVITE", "inv", SDP_SENDRECV), "px1"),
+        )
+        .at(9000, PBX, PHONE1, d.request("BYE", 2, false, "bye", ""))
+        .at(9500, PBX, PHONE1, d.request("BYE", 2, false, "bye", ""))
+        .finish();
+    let l = run.only_leg();
+    assert_eq!(l.invite_at, CaptureTime::from_millis(1_800_000_000_000));
+    assert_eq!(l.ring_ms, Some(4000));
+    assert_eq!(
+        l.ended_at,
+        Some(CaptureTime::from_millis(1_800_000_009_000))
+    );
+    assert_eq!(l.phone, Some(addr(PHONE1)));
+}
+
+#[test]
+fn b2bua_legs_are_linked_by_the_correlation_header() {
+    let customer_leg = outbound("cust-leg-1", "13812345678", "4000");
+    let agent_leg = inbound("agent-leg-1", "4000", "8001").with_header("X-Call-ID: cust-leg-1");
+    let mut run = Run::new(engine_with(|c| {
+        c.engine.correlation_header = "X-Call-ID".into()
+    }));
+    run.at(0, "10.9.9.9:5060", PBX, customer_leg.invite())
+        .at(10, PBX, PHONE1, agent_leg.invite())
+        .at(
+            2000,
+            PHONE1,
+            PBX,
+            agent_leg.response(200, 1, "INVITE", "inv", SDP_SENDRECV),
+        )
+        .at(
+            9000,
+            PBX,
+            PHONE1,
+            agent_leg.request("BYE", 2, false, "bye", ""),
+        )
+        .finish();
+    let l = run.only_leg();
+    assert_eq!(l.linked_call_id.as_deref(), Some(&b"cust-leg-1"[..]));
+    assert_eq!(l.customer.as_deref(), Some("13812345678"));
+}
+
+#[test]
+fn glare_does_not_blame_the_agent() {
+    let d = inbound("g1", "13812345678", "8001");
+    let mut run = Run::new(engine());
+    answered(&mut run, &d, 2000);
+    run.at(30_000, PHONE1, PBX, d.request("BYE", 1, true, "abye", ""))
+        .at(30_005, PBX, PHONE1, d.request("BYE", 2, false, "cbye", ""))
+        .at(
+            30_020,
+            PBX,
+            PHONE1,
+            d.callee_response(200, 1, "BYE", "abye"),
+        )
+        .finish();
+    let l = run.only_leg();
+    assert!(l.glare);
+    assert_eq!(l.hangup_by, HangupBy::Agent);
+    assert!(!rules_of(l).contains(&RuleId::AgentHangupFirst));
+}
+
+#[test]
+fn unanswered_leg_times_out_as_failed() {
+    let d = inbound("t1", "13812345678", "8001");
+    let mut run = Run::new(engine_with(|c| c.engine.ring_timeout_ms = 30_000));
+    run.at(0, PBX, PHONE1, d.invite()).at(
+        100,
+        PHONE1,
+        PBX,
+        d.response(180, 1, "INVITE", "inv", ""),
+    );
+    run.tick(30_100);
+    let l = run.only_leg();
+    assert_eq!(l.outcome, Some(Outcome::Failed));
+    assert_eq!(l.end_reason, Some(EndReason::Timeout));
+    assert_eq!(l.ring_ms, Some(30_000));
+    assert_eq!(rules_of(l), vec![RuleId::LateAnswer]);
+}
+
+#[test]
+fn open_legs_are_reported_at_capture_end_without_firing_deadlines() {
+    let d = inbound("e1", "13812345678", "8001");
+    let mut run = Run::new(engine());
+    answered(&mut run, &d, 2000);
+    run.finish();
+    let l = run.only_leg();
+    assert_eq!(l.ended_at, None);
+    assert_eq!(l.end_reason, Some(EndReason::CaptureEnd));
+    assert_eq!(l.outcome, Some(Outcome::Answered));
+}
+
+#[test]
+fn dialogs_without_an_agent_and_register_traffic_give_no_record() {
+    let d = inbound("n1", "13812345678", "4000");
+    let mut run = Run::new(engine());
+    run.at(0, PBX, "10.9.9.9:5060", d.invite())
+        .at(
+            1000,
+            "10.9.9.9:5060",
+            PBX,
+            d.response(200, 1, "INVITE", "inv", SDP_SENDRECV),
+        )
+        .finish();
+    assert!(run.ended.is_empty());
+}
+
+#[test]
+fn malformed_sip_is_counted_and_skipped() {
+    let mut run = Run::new(engine());
+    run.at(
+        0,
+        PBX,
+        PHONE1,
+        b"INVITE sip:8001@x SIP/2.0\r\nVia: garbage\r\n\r\n".to_vec(),
+    )
+    .at(1, PBX, PHONE1, b"SIP/2.0 99999 Bad\r\n\r\n".to_vec())
+    .finish();
+    assert!(run.ended.is_empty());
+    let errors: u64 = run.engine.stats().errors.values().sum();
+    assert!(errors >= 2, "{:?}", run.engine.stats().errors);
+}
+
+#[test]
+fn internal_call_gives_a_record_per_agent() {
+    let d = Dialog {
+        ruri: "8002".into(),
+        ..inbound("i1", "8001", "8002")
+    };
+    let mut run = Run::new(engine());
+    answered(&mut run, &d, 3000);
+    run.at(20_000, PBX, PHONE1, d.request("BYE", 2, false, "bye", ""))
+        .finish();
+    assert_eq!(run.ended.len(), 2);
+    assert!(run.ended.iter().all(|l| l.direction == Direction::Internal));
+    assert!(run.ended.iter().all(|l| l.violations.is_empty()));
+    let callee = run.ended.iter().find(|l| l.agent == "8002").unwrap();
+    assert_eq!(callee.customer.as_deref(), Some("8001"));
+    assert!(callee.customer_is_internal);
+}
