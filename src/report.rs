@@ -19,7 +19,13 @@ pub fn mask_number(number: &str) -> String {
     chars
         .iter()
         .enumerate()
-        .map(|(i, c)| if i < keep_head || i >= n - keep_tail { *c } else { '*' })
+        .map(|(i, c)| {
+            if i < keep_head || i >= n - keep_tail {
+                *c
+            } else {
+                '*'
+            }
+        })
         .collect()
 }
 
@@ -151,9 +157,18 @@ impl Renderer {
 
     /// The record as the JSON value of SPEC §5.
     pub fn json(&self, rec: &LegRecord) -> serde_json::Value {
+        serde_json::to_value(self.leg_json(rec)).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// One JSON line (no trailing newline), fields in the order of SPEC §5.
+    pub fn json_line(&self, rec: &LegRecord) -> String {
+        serde_json::to_string(&self.leg_json(rec)).unwrap_or_default()
+    }
+
+    fn leg_json(&self, rec: &LegRecord) -> LegJson {
         let now = rec.ended_at.unwrap_or(rec.invite_at);
         let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        let j = LegJson {
+        LegJson {
             leg_id: rec.leg_id.clone(),
             call_id: lossy(&rec.call_id),
             linked_call_id: rec.linked_call_id.as_deref().map(lossy),
@@ -181,25 +196,30 @@ impl Renderer {
             media: rec.media.iter().map(|m| self.media(m)).collect(),
             end_reason: rec.end_reason.map(|e| e.as_str()),
             violations: rec.violations.iter().map(|v| self.violation(v)).collect(),
-        };
-        serde_json::to_value(j).unwrap_or(serde_json::Value::Null)
-    }
-
-    /// One JSON line (no trailing newline).
-    pub fn json_line(&self, rec: &LegRecord) -> String {
-        self.json(rec).to_string()
+        }
     }
 
     pub fn table_header(&self) -> String {
         format!(
             "{:<23} {:<6} {:<8} {:<15} {:>6} {:<9} {:<8} {:<12} {:>6} {:>5} {:>6}  {}",
-            "INVITE", "AGENT", "DIR", "CUSTOMER", "RING s", "OUTCOME", "HANGUP", "SURVEY", "HOLD s",
-            "MOS", "LOSS%", "VIOLATIONS"
+            "INVITE",
+            "AGENT",
+            "DIR",
+            "CUSTOMER",
+            "RING s",
+            "OUTCOME",
+            "HANGUP",
+            "SURVEY",
+            "HOLD s",
+            "MOS",
+            "LOSS%",
+            "VIOLATIONS"
         )
     }
 
     pub fn table_row(&self, rec: &LegRecord) -> String {
-        let secs = |ms: Option<u64>| ms.map_or("-".to_string(), |m| format!("{:.1}", m as f64 / 1000.0));
+        let secs =
+            |ms: Option<u64>| ms.map_or("-".to_string(), |m| format!("{:.1}", m as f64 / 1000.0));
         let worst_mos = rec
             .media
             .iter()
@@ -225,7 +245,11 @@ impl Renderer {
             secs(Some(rec.hold_ms)),
             worst_mos.map_or("-".into(), |m| format!("{m:.2}")),
             worst_loss.map_or("-".into(), |l| format!("{l:.1}")),
-            if violations.is_empty() { "-".to_string() } else { violations.join(",") },
+            if violations.is_empty() {
+                "-".to_string()
+            } else {
+                violations.join(",")
+            },
         )
     }
 }
