@@ -179,12 +179,29 @@ def story_checks(story, pcap, msgs):
         else:
             return f"BYEs {round((byes[1]['t'] - byes[0]['t']) * 1000)} ms apart, agent first"
         return ""
-    if story == "attended_transfer_to_survey_with_replaces":
+    if story in ("answered_in_4s_then_transferred_to_survey",
+                 "survey_transfer_failing_with_503_is_survey_missing",
+                 "attended_transfer_to_survey_with_replaces"):
+        # the customer's INVITE to the survey (a separate SIPp started at a fixed
+        # offset) must fall between the NOTIFY 100 and the final NOTIFY
+        notify = [m for m in msgs if m["sip.Method"] == "NOTIFY" and m["ip.src"] == "127.0.0.20"]
+        leg = [m for m in msgs if "-trunk_survey-" in m["sip.Call-ID"]]
+        inv = [m for m in leg if m["sip.Method"] == "INVITE"]
+        fin = [m for m in leg if m["status"] and m["status"] >= 200 and m["sip.CSeq.method"] == "INVITE"]
+        if len(notify) != 2 or not inv or not fin:
+            fail(f"expected 2 NOTIFYs from the trunk and the survey leg, saw {len(notify)} NOTIFYs")
+            return ""
+        if not (notify[0]["t"] < inv[0]["t"] and fin[0]["t"] < notify[1]["t"]):
+            fail("the survey leg does not fall between the NOTIFY 100 and the final NOTIFY")
+        note = (f"survey INVITE {round((inv[0]['t'] - notify[0]['t']) * 1000)} ms after NOTIFY 100, "
+                f"its final response {round((notify[1]['t'] - fin[0]['t']) * 1000)} ms before the final NOTIFY")
+        if story != "attended_transfer_to_survey_with_replaces":
+            return note
         refer = [m for m in msgs if m["sip.Method"] == "REFER"]
         rep = [m for m in msgs if m["sip.Method"] == "INVITE" and "Replaces: s18-consult-1@" in m["sip.msg_hdr"]]
         if not refer or "?Replaces=s18-consult-1%40127.0.0.11" not in refer[0]["sip.msg_hdr"] or not rep:
             fail("no REFER with Replaces or no INVITE with Replaces")
-        return "REFER + INVITE with Replaces"
+        return "REFER + INVITE with Replaces; " + note
     if story == "cancel_racing_the_answer_loses_to_the_200":
         cancel = [m for m in msgs if m["sip.Method"] == "CANCEL"]
         ok = [m for m in msgs if m["status"] == 200 and m["sip.CSeq.method"] == "INVITE"]
@@ -210,12 +227,6 @@ def story_checks(story, pcap, msgs):
         if n(lambda m: m["sip.Method"] == "BYE") or not n(lambda m: m["status"] == 200):
             fail("expected a 200 OK and no BYE in the cut capture")
         return "ends before any BYE"
-    if story in ("answered_in_4s_then_transferred_to_survey",
-                 "survey_transfer_failing_with_503_is_survey_missing"):
-        notify = [m for m in msgs if m["sip.Method"] == "NOTIFY" and m["ip.src"] == "127.0.0.20"]
-        if len(notify) != 2:
-            fail(f"expected 2 NOTIFYs from the trunk, saw {len(notify)}")
-        return f"{len(notify)} NOTIFYs"
     return ""
 
 
