@@ -10,6 +10,7 @@
 
 use smallvec::SmallVec;
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 
 use super::agents::{ExtensionSet, Roster};
 use super::copies::{fingerprint, Copies};
@@ -17,12 +18,14 @@ use super::event::Event;
 use super::hold::{HoldChange, HoldTracker};
 use super::input::{Captured, PayloadHint, SourceId};
 use super::leg::{Direction, EndReason, HangupBy, LegRecord, Outcome, Party, Survey};
+use super::media::leg::LegMedia;
 use super::rules::{self, RuleId, Violation};
 use super::stats::EngineStats;
 use super::timers::{Deadlines, TimerKind};
 use super::transfer::{refer_event_id, sipfrag_status, Transfers};
 use crate::config::Validated;
 use crate::time::CaptureTime;
+use crate::wire::rtp::{self, Classified};
 use crate::wire::sdp::Sdp;
 use crate::wire::sip::{HeaderName, Method, NameAddr, SipMessage, StartLine};
 
@@ -51,6 +54,9 @@ pub struct EngineSettings {
     pub max_leg_ms: u64,
     pub media_timeout_ms: u64,
     pub correlation_header: Option<Vec<u8>>,
+    pub min_mos: f64,
+    pub max_loss_pct: f64,
+    pub one_way_min_ms: u64,
     /// Most agent legs tracked at once; an INVITE beyond it is counted and ignored.
     pub max_legs: usize,
 }
@@ -76,6 +82,9 @@ impl EngineSettings {
             media_timeout_ms: c.engine.media_timeout_ms,
             correlation_header: Some(c.engine.correlation_header.as_bytes().to_vec())
                 .filter(|h| !h.is_empty()),
+            min_mos: c.rules.audio.min_mos,
+            max_loss_pct: c.rules.audio.max_loss_pct,
+            one_way_min_ms: c.rules.one_way_audio.min_ms,
             max_legs: 200_000,
         }
     }
@@ -127,6 +136,9 @@ struct Leg {
     bye: Option<ByeSeen>,
     transfers: Transfers,
     holds: HoldTracker,
+    media: LegMedia,
+    /// A media-timeout deadline is pending.
+    media_timer: bool,
     last_event_at: CaptureTime,
 }
 
@@ -179,6 +191,10 @@ impl Leg {
 }
 
 type LegKey = (Vec<u8>, Vec<u8>, String);
+/// An RTP stream: source, destination, SSRC.
+type StreamKey = (SocketAddr, SocketAddr, u32);
+/// The legs (and their stream index) a stream belongs to: two for an internal call.
+type StreamOwners = SmallVec<[(u64, usize); 2]>;
 
 /// The detection core. See the module docs.
 pub struct Engine {
@@ -192,6 +208,10 @@ pub struct Engine {
     clocks: HashMap<SourceId, CaptureTime>,
     customers: HashMap<Vec<u8>, Option<String>>,
     customer_order: VecDeque<Vec<u8>>,
+    /// RTP stream (source, destination, SSRC) → leg and stream index.
+    streams: HashMap<StreamKey, StreamOwners>,
+    /// Where a party of a leg receives RTP, from its SDP → leg and party.
+    media_addrs: HashMap<SocketAddr, SmallVec<[(u64, Party); 2]>>,
     stats: EngineStats,
 }
 
@@ -208,6 +228,8 @@ impl Engine {
             clocks: HashMap::new(),
             customers: HashMap::new(),
             customer_order: VecDeque::new(),
+            streams: HashMap::new(),
+            media_addrs: HashMap::new(),
             stats: EngineStats::default(),
         }
     }
@@ -269,7 +291,7 @@ impl Engine {
             self.stats.sip_packets += 1;
             self.on_sip(pkt);
         } else {
-            self.stats.other_packets += 1;
+            self.on_media(pkt);
         }
     }
 
@@ -480,6 +502,8 @@ impl Engine {
                 bye: None,
                 transfers: Transfers::default(),
                 holds: HoldTracker::default(),
+                media: LegMedia::default(),
+                media_timer: false,
                 last_event_at: pkt.at,
             };
             leg.copies
@@ -493,6 +517,12 @@ impl Engine {
             self.legs.insert(id, leg);
             self.by_key.insert(key, id);
             self.by_call.entry(call_id.to_vec()).or_default().push(id);
+            let offerer = if agent_is_callee {
+                Party::Customer
+            } else {
+                Party::Agent
+            };
+            self.note_sdp(id, offerer, msg);
             if direction == Direction::Inbound {
                 let due = rules::late_answer::deadline(at, self.settings.late_answer_ms);
                 self.deadlines.schedule(src, due, id, TimerKind::LateAnswer);
@@ -652,7 +682,9 @@ impl Engine {
                     if let Some(hold) = offer_holds(msg) {
                         leg.holds.on_offer(by, cseq, hold, at);
                     }
+                    self.note_sdp(id, by, msg);
                 }
+                Method::Ack => self.note_sdp(id, by, msg),
                 Method::Refer if by == Party::Agent => {
                     let target = self.refer_target(msg);
                     let to_survey = target.as_deref().is_some_and(|t| self.is_survey(t));
@@ -739,7 +771,7 @@ impl Engine {
             initial = weak;
         }
         for id in initial {
-            self.on_invite_response(id, pkt, code, from_tag, to_tag, cseq);
+            self.on_invite_response(id, pkt, msg, code, from_tag, to_tag, cseq);
         }
         for id in in_dialog {
             let Some(leg) = self.legs.get_mut(&id) else {
@@ -759,7 +791,11 @@ impl Engine {
             let _ = leg.event_time(pkt.at);
             match method {
                 Method::Invite | Method::Update => {
-                    if let Some(change) = leg.holds.on_answer(requester, cseq, code) {
+                    let change = leg.holds.on_answer(requester, cseq, code);
+                    if (200..300).contains(&code) {
+                        self.note_sdp(id, requester.other(), msg);
+                    }
+                    if let Some(change) = change {
                         self.on_hold_change(id, change);
                     }
                 }
@@ -774,10 +810,12 @@ impl Engine {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn on_invite_response(
         &mut self,
         id: u64,
         pkt: &Captured<'_>,
+        msg: &SipMessage<'_>,
         code: u16,
         from_tag: &[u8],
         to_tag: Option<&[u8]>,
@@ -805,6 +843,17 @@ impl Engine {
                 leg.callee_tag = Some(t.to_vec());
             }
         }
+        let answerer = if leg.agent_is_callee {
+            Party::Agent
+        } else {
+            Party::Customer
+        };
+        if code < 300 {
+            self.note_sdp(id, answerer, msg);
+        }
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
         match code {
             180 | 183 if leg.rec.ring_start_at.is_none() => {
                 leg.rec.ring_start_at = Some(at);
@@ -899,6 +948,7 @@ impl Engine {
         let Some(leg) = self.legs.get_mut(&id) else {
             return;
         };
+        leg.media.reset_one_way();
         leg.rec.holds = leg.holds.episodes().to_vec();
         match change {
             HoldChange::Started(by) => {
@@ -940,6 +990,136 @@ impl Engine {
                 }
                 let at = ep.and_then(|e| e.end_at).unwrap_or_default();
                 self.emit_leg(id, at, |at, leg| Event::LegResumed { at, leg });
+            }
+        }
+    }
+
+    // ---- media ---------------------------------------------------------------------
+
+    /// Records where `party` of the leg receives RTP and the payload types it named.
+    fn note_sdp(&mut self, id: u64, party: Party, msg: &SipMessage<'_>) {
+        let Some(body) = msg.sdp() else { return };
+        let Ok(sdp) = Sdp::parse(body) else {
+            self.stats.count_error("sdp_malformed");
+            return;
+        };
+        let Some(audio) = sdp.audio() else { return };
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        for m in &audio.rtpmap {
+            if let Ok(name) = std::str::from_utf8(m.encoding) {
+                leg.media.note_rtpmap(m.payload_type, name, m.clock_rate);
+            }
+        }
+        let Some(ip) = audio.effective_connection(&sdp) else {
+            return;
+        };
+        if audio.port == 0 || ip.is_unspecified() {
+            return;
+        }
+        let owners = self
+            .media_addrs
+            .entry(SocketAddr::new(ip, audio.port))
+            .or_default();
+        // A re-announced address moves to the newest leg; one leg may hold it once.
+        owners.retain(|(owner, _)| {
+            *owner == id
+                || self
+                    .legs
+                    .get(owner)
+                    .is_some_and(|l| l.state != LegState::Ended)
+        });
+        owners.retain(|(owner, _)| *owner != id);
+        if owners.len() < 4 {
+            owners.push((id, party));
+        }
+    }
+
+    fn on_media(&mut self, pkt: &Captured<'_>) {
+        if rtp::classify(pkt.payload) != Classified::Rtp {
+            self.stats.other_packets += 1;
+            return;
+        }
+        let hdr = match rtp::parse(pkt.payload) {
+            Ok(h) => h,
+            Err(e) => {
+                self.stats.count_error(e.as_str());
+                return;
+            }
+        };
+        self.stats.rtp_packets += 1;
+        let key = (pkt.src, pkt.dst, hdr.ssrc);
+        let owners = match self.streams.get(&key) {
+            Some(found) => found.clone(),
+            None => self.open_streams(pkt, key),
+        };
+        if owners.is_empty() {
+            self.stats.rtp_unmatched += 1;
+        }
+        for (id, idx) in owners {
+            self.on_leg_rtp(id, idx, pkt.at, &hdr);
+        }
+    }
+
+    /// A stream not seen before: it goes to the legs whose SDP announced its
+    /// destination (it flows towards that party), else its source (symmetric RTP).
+    /// An internal call's stream belongs to both agents' legs.
+    fn open_streams(&mut self, pkt: &Captured<'_>, key: StreamKey) -> StreamOwners {
+        let mut parties: SmallVec<[(u64, Party); 2]> = self
+            .media_addrs
+            .get(&pkt.dst)
+            .map(|v| v.iter().map(|&(id, to)| (id, to.other())).collect())
+            .unwrap_or_default();
+        if parties.is_empty() {
+            parties = self.media_addrs.get(&pkt.src).cloned().unwrap_or_default();
+        }
+        let mut owners = StreamOwners::new();
+        for (id, from) in parties {
+            let Some(leg) = self.legs.get_mut(&id) else {
+                continue;
+            };
+            if leg.state == LegState::Ended {
+                continue;
+            }
+            match leg.media.open_stream(pkt.src, pkt.dst, key.2, from) {
+                Some(idx) => owners.push((id, idx)),
+                None => self.stats.count_error("rtp_too_many_streams"),
+            }
+        }
+        if !owners.is_empty() {
+            self.streams.insert(key, owners.clone());
+        }
+        owners
+    }
+
+    fn on_leg_rtp(&mut self, id: u64, idx: usize, at: CaptureTime, hdr: &rtp::RtpHeader) {
+        let one_way_min = self.settings.one_way_min_ms;
+        let media_timeout = self.settings.media_timeout_ms;
+        let Some(leg) = self.legs.get_mut(&id) else {
+            return;
+        };
+        if leg.state == LegState::Ended {
+            return;
+        }
+        let talking = leg.state == LegState::Confirmed && !leg.holds.any_open();
+        leg.media.on_packet(idx, at, hdr, talking);
+        if talking && !leg.media_timer {
+            leg.media_timer = true;
+            let src = leg.rec.source;
+            self.deadlines.schedule(
+                src,
+                at.plus_millis(media_timeout),
+                id,
+                TimerKind::MediaTimeout,
+            );
+        }
+        if leg.media.one_way_ms() > one_way_min && !leg.has_raised(RuleId::OneWayAudio) {
+            let flowing = leg.media.flowing_direction();
+            if let Some(v) =
+                rules::one_way_audio::check(leg.media.one_way_ms(), one_way_min, flowing, at)
+            {
+                self.raise(id, v);
             }
         }
     }
@@ -1068,6 +1248,16 @@ impl Engine {
                 end,
             ));
         }
+        leg.rec.media = leg.media.records();
+        if answered && leg.media.has_rtp() {
+            let (min_mos, max_loss) = (self.settings.min_mos, self.settings.max_loss_pct);
+            raise.extend(rules::poor_audio::check(
+                &leg.rec.media,
+                min_mos,
+                max_loss,
+                end,
+            ));
+        }
         let src = leg.rec.source;
         for v in raise {
             self.raise(id, v);
@@ -1082,6 +1272,16 @@ impl Engine {
         let Some(leg) = self.legs.remove(&id) else {
             return;
         };
+        for key in leg.media.keys() {
+            if let Some(owners) = self.streams.get_mut(&key) {
+                owners.retain(|(owner, _)| *owner != id);
+            }
+        }
+        self.streams.retain(|_, owners| !owners.is_empty());
+        self.media_addrs.retain(|_, owners| {
+            owners.retain(|(owner, _)| *owner != id);
+            !owners.is_empty()
+        });
         let key: LegKey = (
             leg.rec.call_id.clone(),
             leg.caller_tag.clone(),
@@ -1148,7 +1348,32 @@ impl Engine {
                     }
                 }
             }
-            TimerKind::MaxLeg | TimerKind::MediaTimeout => {
+            TimerKind::MediaTimeout => {
+                leg.media_timer = false;
+                let timeout = self.settings.media_timeout_ms;
+                let last = leg.media.last_rtp_at.unwrap_or(due);
+                if leg.state != LegState::Confirmed {
+                    return;
+                }
+                let next = if leg.holds.any_open() {
+                    // The media timeout does not run during a hold.
+                    Some(due.plus_millis(timeout))
+                } else if last.plus_millis(timeout) > due {
+                    Some(last.plus_millis(timeout))
+                } else {
+                    None
+                };
+                match next {
+                    Some(at) => {
+                        leg.media_timer = true;
+                        let src = leg.rec.source;
+                        self.deadlines
+                            .schedule(src, at, id, TimerKind::MediaTimeout);
+                    }
+                    None => self.end_leg(id, Some(due), EndReason::Timeout, HangupBy::None),
+                }
+            }
+            TimerKind::MaxLeg => {
                 leg.rec.ring_ms = leg.rec.ring_ms.or(Some(due.millis_since(leg.ring_start())));
                 if ringing {
                     leg.rec.outcome = Some(Outcome::Failed);

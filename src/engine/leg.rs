@@ -108,6 +108,13 @@ impl EndReason {
     }
 }
 impl Party {
+    pub fn other(self) -> Party {
+        match self {
+            Party::Agent => Party::Customer,
+            Party::Customer => Party::Agent,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Party::Agent => "agent",

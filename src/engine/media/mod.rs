@@ -11,9 +11,11 @@
 //!
 //! - [`codec`]: payload type numbers, codecs and RTP clock rates;
 //! - [`stats`]: the per-stream statistics;
-//! - [`mos`]: R factor and MOS.
+//! - [`mos`]: R factor and MOS;
+//! - [`leg`]: the streams of one agent leg and the one-way-audio tracker.
 
 pub mod codec;
+pub mod leg;
 pub mod mos;
 pub mod stats;
 

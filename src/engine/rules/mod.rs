@@ -5,6 +5,8 @@
 pub mod agent_hangup_first;
 pub mod late_answer;
 pub mod long_hold;
+pub mod one_way_audio;
+pub mod poor_audio;
 pub mod survey_missing;
 
 use crate::time::CaptureTime;

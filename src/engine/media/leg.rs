@@ -1,0 +1,187 @@
+//! The media of one agent leg: the RTP streams matched to it through its SDP, their
+//! running statistics, and the one-way-audio tracker. The engine finds the leg of a
+//! packet (by stream key, else by the SDP address it goes to or comes from) and hands
+//! the parsed header here; figures and the media rules are read at the leg's end.
+
+use std::net::SocketAddr;
+
+use super::codec::{CodecId, PayloadMap};
+use super::mos::{estimate_mos, CodecImpairment};
+use super::stats::RtpStreamStats;
+use crate::engine::leg::{MediaRecord, Party};
+use crate::time::CaptureTime;
+use crate::wire::rtp::RtpHeader;
+
+/// Streams one leg may carry (SSRC changes, re-INVITEs, early media); more are counted
+/// by the engine and ignored.
+pub const MAX_STREAMS: usize = 16;
+
+/// A gap in one direction longer than this ends "both directions flowing".
+const DIRECTION_SILENCE_US: i64 = 1_000_000;
+
+struct Stream {
+    src: SocketAddr,
+    dst: SocketAddr,
+    ssrc: u32,
+    from: Party,
+    stats: RtpStreamStats,
+}
+
+/// The streams and media state of one leg.
+#[derive(Default)]
+pub struct LegMedia {
+    streams: Vec<Stream>,
+    payloads: PayloadMap,
+    last_from: [Option<CaptureTime>; 2],
+    /// Start of the current period where only one direction flows.
+    one_way_since: Option<CaptureTime>,
+    one_way_longest_us: i64,
+    /// Last RTP packet of either direction (media timeout).
+    pub last_rtp_at: Option<CaptureTime>,
+}
+
+fn slot(p: Party) -> usize {
+    match p {
+        Party::Agent => 0,
+        Party::Customer => 1,
+    }
+}
+
+impl LegMedia {
+    /// Records the payload types an SDP of the leg named (`a=rtpmap`).
+    pub fn note_rtpmap(&mut self, pt: u8, encoding: &str, clock_rate: u32) {
+        let _ = self.payloads.insert_rtpmap(pt, encoding, clock_rate);
+    }
+
+    /// Opens a new stream; None when the leg already has [`MAX_STREAMS`].
+    pub fn open_stream(
+        &mut self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        ssrc: u32,
+        from: Party,
+    ) -> Option<usize> {
+        if self.streams.len() >= MAX_STREAMS {
+            return None;
+        }
+        self.streams.push(Stream {
+            src,
+            dst,
+            ssrc,
+            from,
+            stats: RtpStreamStats::with_payloads(self.payloads),
+        });
+        Some(self.streams.len() - 1)
+    }
+
+    /// One RTP packet of stream `idx`. `talking` is true when the leg is answered and
+    /// not on hold: only then does one-way flow count.
+    pub fn on_packet(&mut self, idx: usize, at: CaptureTime, hdr: &RtpHeader, talking: bool) {
+        let Some(s) = self.streams.get_mut(idx) else {
+            return;
+        };
+        s.stats.on_packet(at, hdr);
+        let from = slot(s.from);
+        self.last_from[from] = Some(at);
+        self.last_rtp_at = Some(self.last_rtp_at.map_or(at, |t| t.max(at)));
+        let other_flowing =
+            self.last_from[1 - from].is_some_and(|t| (at.0 - t.0) <= DIRECTION_SILENCE_US);
+        if !talking || other_flowing {
+            self.one_way_since = None;
+            return;
+        }
+        let since = *self.one_way_since.get_or_insert(at);
+        self.one_way_longest_us = self.one_way_longest_us.max(at.0 - since.0);
+    }
+
+    /// A hold began or ended: one-way periods restart.
+    pub fn reset_one_way(&mut self) {
+        self.one_way_since = None;
+    }
+
+    pub fn has_rtp(&self) -> bool {
+        self.last_rtp_at.is_some()
+    }
+
+    /// The longest period so far where media flowed in one direction only, in ms.
+    pub fn one_way_ms(&self) -> u64 {
+        (self.one_way_longest_us / 1000).max(0) as u64
+    }
+
+    /// The direction that flowed during one-way periods (the other one was silent).
+    pub fn flowing_direction(&self) -> Option<Party> {
+        match self.last_from {
+            [Some(_), None] => Some(Party::Agent),
+            [None, Some(_)] => Some(Party::Customer),
+            [Some(a), Some(c)] => Some(if a >= c {
+                Party::Agent
+            } else {
+                Party::Customer
+            }),
+            [None, None] => None,
+        }
+    }
+
+    /// The figures of every stream, with codec and estimated MOS.
+    pub fn records(&self) -> Vec<MediaRecord> {
+        self.streams
+            .iter()
+            .map(|s| {
+                let f = s.stats.figures();
+                let codec = f
+                    .payload_type
+                    .and_then(|pt| s.stats.payloads().resolve(pt))
+                    .map(|p| p.codec);
+                let mos = codec.filter(|c| !c.is_auxiliary()).map(|c| {
+                    estimate_mos(
+                        &CodecImpairment::for_codec(c),
+                        f.loss_pct.max(0.0),
+                        f.mean_jitter_ms,
+                    )
+                });
+                MediaRecord {
+                    ssrc: s.ssrc,
+                    from: s.from,
+                    src: s.src,
+                    dst: s.dst,
+                    codec: codec.map(|c| codec_name(c).to_string()),
+                    packets: f.packets,
+                    expected: f.expected,
+                    lost: f.lost,
+                    loss_pct: f.loss_pct,
+                    jitter_ms: f.mean_jitter_ms,
+                    max_jitter_ms: f.max_jitter_ms,
+                    max_delta_ms: f.max_delta_ms,
+                    mos,
+                }
+            })
+            .collect()
+    }
+
+    /// The stream keys, to unregister them when the leg goes.
+    pub fn keys(&self) -> impl Iterator<Item = (SocketAddr, SocketAddr, u32)> + '_ {
+        self.streams.iter().map(|s| (s.src, s.dst, s.ssrc))
+    }
+}
+
+/// The codec as SDP and Wireshark name it (`PCMU`, `PCMA`, `G729`, `opus`...).
+pub fn codec_name(c: CodecId) -> &'static str {
+    match c {
+        CodecId::Pcmu => "PCMU",
+        CodecId::Pcma => "PCMA",
+        CodecId::G722 => "G722",
+        CodecId::G729 => "G729",
+        CodecId::Gsm => "GSM",
+        CodecId::G723 => "G723",
+        CodecId::G728 => "G728",
+        CodecId::ComfortNoise => "CN",
+        CodecId::TelephoneEvent => "telephone-event",
+        CodecId::Opus => "opus",
+        CodecId::Amr => "AMR",
+        CodecId::AmrWb => "AMR-WB",
+        CodecId::Ilbc => "iLBC",
+        CodecId::Speex => "speex",
+        CodecId::G726 => "G726",
+        CodecId::Other => "other",
+    }
+}
