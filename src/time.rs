@@ -68,7 +68,12 @@ impl Sub for CaptureTime {
 
 impl fmt::Display for CaptureTime {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{:06}", self.0.div_euclid(1_000_000), self.0.rem_euclid(1_000_000))
+        write!(
+            f,
+            "{}.{:06}",
+            self.0.div_euclid(1_000_000),
+            self.0.rem_euclid(1_000_000)
+        )
     }
 }
 
