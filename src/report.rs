@@ -58,6 +58,21 @@ struct MediaJson {
     max_jitter_ms: f64,
     max_delta_ms: f64,
     mos: Option<f64>,
+    rtcp: Option<RtcpJson>,
+}
+
+/// The far end's RTCP view of a stream (an extension of SPEC §5's media entry).
+#[derive(Serialize)]
+struct RtcpJson {
+    reports: u32,
+    fraction_lost_pct: f64,
+    max_fraction_lost_pct: f64,
+    cumulative_lost: i32,
+    jitter_ms: f64,
+    max_jitter_ms: f64,
+    round_trip_ms: Option<u16>,
+    mos_lq: Option<f64>,
+    r_factor: Option<u8>,
 }
 
 #[derive(Serialize)]
@@ -144,6 +159,17 @@ impl Renderer {
             max_jitter_ms: round(m.max_jitter_ms, 2),
             max_delta_ms: round(m.max_delta_ms, 2),
             mos: m.mos.map(|x| round(x, 2)),
+            rtcp: m.rtcp.as_ref().map(|r| RtcpJson {
+                reports: r.reports,
+                fraction_lost_pct: round(r.fraction_lost_pct, 2),
+                max_fraction_lost_pct: round(r.max_fraction_lost_pct, 2),
+                cumulative_lost: r.cumulative_lost,
+                jitter_ms: round(r.jitter_ms, 2),
+                max_jitter_ms: round(r.max_jitter_ms, 2),
+                round_trip_ms: r.round_trip_ms,
+                mos_lq: r.mos_lq.map(|x| round(x, 2)),
+                r_factor: r.r_factor,
+            }),
         }
     }
 

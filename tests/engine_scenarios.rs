@@ -850,3 +850,75 @@ fn internal_call_gives_a_record_per_agent() {
     assert_eq!(callee.customer.as_deref(), Some("8001"));
     assert!(callee.customer_is_internal);
 }
+
+fn rtp_packet(seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 0x00];
+    p.extend_from_slice(&seq.to_be_bytes());
+    p.extend_from_slice(&ts.to_be_bytes());
+    p.extend_from_slice(&ssrc.to_be_bytes());
+    p.extend_from_slice(&[0xffu8; 160]);
+    p
+}
+
+/// An RTCP receiver report by `reporter` about `about`.
+fn rtcp_rr(reporter: u32, about: u32, fraction: u8, cumulative: i32, jitter: u32) -> Vec<u8> {
+    let mut p = vec![0x81, 201, 0, 7];
+    p.extend_from_slice(&reporter.to_be_bytes());
+    p.extend_from_slice(&about.to_be_bytes());
+    p.push(fraction);
+    p.extend_from_slice(&cumulative.to_be_bytes()[1..]);
+    p.extend_from_slice(&[0, 0, 0, 50]);
+    p.extend_from_slice(&jitter.to_be_bytes());
+    p.extend_from_slice(&[0u8; 8]);
+    p
+}
+
+#[test]
+fn rtcp_receiver_reports_attach_the_far_ends_view_to_the_stream() {
+    let d = inbound("m1", "13812345678", "8001");
+    let mut run = Run::new(engine());
+    // The customer's SDP offers 10.0.1.1:30000 in the test factory; the phone answers
+    // with the same body, so customer media goes to the agent's announced address.
+    let customer_media = "10.0.0.9:40000";
+    let offer = String::from_utf8(d.invite())
+        .unwrap()
+        .replace("c=IN IP4 10.0.1.1", "c=IN IP4 10.0.0.9")
+        .replace("m=audio 30000", "m=audio 40000")
+        .into_bytes();
+    run.at(0, PBX, PHONE1, offer)
+        .at(100, PHONE1, PBX, d.response(180, 1, "INVITE", "inv", ""))
+        .at(
+            2000,
+            PHONE1,
+            PBX,
+            d.response(200, 1, "INVITE", "inv", SDP_SENDRECV),
+        );
+    for i in 0..100u16 {
+        let t = 2100 + i64::from(i) * 20;
+        run.at(
+            t,
+            customer_media,
+            "10.0.1.1:30000",
+            rtp_packet(i, u32::from(i) * 160, 0xC0FFEE),
+        );
+    }
+    // The phone reports from its RTCP port (RTP + 1) about the customer's stream.
+    run.at(
+        4200,
+        "10.0.1.1:30001",
+        "10.0.0.9:40001",
+        rtcp_rr(0xA6E7, 0xC0FFEE, 64, 3, 160),
+    )
+    .at(9000, PBX, PHONE1, d.request("BYE", 2, false, "bye", ""))
+    .finish();
+    let l = run.only_leg();
+    assert_eq!(l.media.len(), 1, "{:?}", l.media);
+    let m = &l.media[0];
+    assert_eq!(m.packets, 100);
+    assert_eq!(m.from, callwatch::engine::leg::Party::Customer);
+    let r = m.rtcp.as_ref().expect("the receiver report is attached");
+    assert_eq!(r.reports, 1);
+    assert_eq!(r.cumulative_lost, 3);
+    assert!((r.fraction_lost_pct - 25.0).abs() < 1e-9);
+    assert!((r.jitter_ms - 20.0).abs() < 1e-9);
+}

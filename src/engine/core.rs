@@ -1037,9 +1037,13 @@ impl Engine {
     }
 
     fn on_media(&mut self, pkt: &Captured<'_>) {
-        if rtp::classify(pkt.payload) != Classified::Rtp {
-            self.stats.other_packets += 1;
-            return;
+        match rtp::classify(pkt.payload) {
+            Classified::Rtp => {}
+            Classified::Rtcp => return self.on_rtcp(pkt),
+            Classified::Other => {
+                self.stats.other_packets += 1;
+                return;
+            }
         }
         let hdr = match rtp::parse(pkt.payload) {
             Ok(h) => h,
@@ -1059,6 +1063,74 @@ impl Engine {
         }
         for (id, idx) in owners {
             self.on_leg_rtp(id, idx, pkt.at, &hdr);
+        }
+    }
+
+    /// RTCP (RFC 3550 §6.4, RFC 3611): report blocks and XR VoIP metrics attach to the
+    /// stream whose SSRC they name, in the legs whose SDP address the packet goes to or
+    /// comes from (the RTP port, or the port below for RTCP on port + 1).
+    fn on_rtcp(&mut self, pkt: &Captured<'_>) {
+        self.stats.rtcp_packets += 1;
+        let mut legs: SmallVec<[u64; 2]> = SmallVec::new();
+        for addr in [pkt.dst, pkt.src] {
+            for a in [
+                addr,
+                SocketAddr::new(addr.ip(), addr.port().wrapping_sub(1)),
+            ] {
+                for &(id, _) in self.media_addrs.get(&a).into_iter().flatten() {
+                    if !legs.contains(&id) {
+                        legs.push(id);
+                    }
+                }
+            }
+        }
+        if legs.is_empty() {
+            self.stats.rtp_unmatched += 1;
+            return;
+        }
+        for packet in crate::wire::rtcp::walk(pkt.payload) {
+            let packet = match packet {
+                Ok(p) => p,
+                Err(e) => {
+                    self.stats.count_error(e.as_str());
+                    return;
+                }
+            };
+            use crate::wire::rtcp::{RtcpPacket, XrBlock};
+            let blocks = match packet {
+                RtcpPacket::SenderReport(sr) => Some(sr.reports),
+                RtcpPacket::ReceiverReport(rr) => Some(rr.reports),
+                RtcpPacket::ExtendedReport(xr) => {
+                    for block in xr.blocks.flatten() {
+                        if let XrBlock::VoipMetrics(m) = block {
+                            for id in &legs {
+                                if let Some(leg) = self.legs.get_mut(id) {
+                                    leg.media.on_voip_metrics(
+                                        m.ssrc,
+                                        m.round_trip_delay_ms,
+                                        m.mos_lq(),
+                                        m.r_factor(),
+                                    );
+                                }
+                            }
+                        }
+                    }
+                    None
+                }
+                _ => None,
+            };
+            for b in blocks.into_iter().flatten() {
+                for id in &legs {
+                    if let Some(leg) = self.legs.get_mut(id) {
+                        leg.media.on_report_block(
+                            b.ssrc,
+                            b.fraction_lost_pct(),
+                            b.cumulative_lost,
+                            b.jitter,
+                        );
+                    }
+                }
+            }
         }
     }
 

@@ -154,6 +154,8 @@ pub struct MediaRecord {
     pub max_jitter_ms: f64,
     pub max_delta_ms: f64,
     pub mos: Option<f64>,
+    /// The far end's RTCP view of this stream, when it sends reports.
+    pub rtcp: Option<super::media::leg::RtcpFigures>,
 }
 
 /// The record of an agent leg, as known so far (while live) or in full (ended).

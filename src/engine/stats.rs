@@ -11,6 +11,7 @@ pub struct EngineStats {
     pub sip_messages: u64,
     pub other_packets: u64,
     pub rtp_packets: u64,
+    pub rtcp_packets: u64,
     /// RTP whose addresses match no leg's SDP: reported, never guessed into a leg.
     pub rtp_unmatched: u64,
     pub legs_created: u64,

@@ -25,6 +25,27 @@ struct Stream {
     ssrc: u32,
     from: Party,
     stats: RtpStreamStats,
+    rtcp: Option<RtcpFigures>,
+}
+
+/// The far end's own view of a stream, from the RTCP receiver report blocks (RFC 3550
+/// §6.4) and XR VoIP metrics (RFC 3611 §4.7) that name the stream's SSRC.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RtcpFigures {
+    /// Report blocks about this stream.
+    pub reports: u32,
+    /// Fraction lost of the latest report, in %.
+    pub fraction_lost_pct: f64,
+    pub max_fraction_lost_pct: f64,
+    /// Cumulative packets lost of the latest report (signed: duplicates).
+    pub cumulative_lost: i32,
+    /// Interarrival jitter of the latest report, in ms at the stream's clock.
+    pub jitter_ms: f64,
+    pub max_jitter_ms: f64,
+    /// From the latest XR VoIP metrics block, when the far end sends one.
+    pub round_trip_ms: Option<u16>,
+    pub mos_lq: Option<f64>,
+    pub r_factor: Option<u8>,
 }
 
 /// The streams and media state of one leg.
@@ -70,6 +91,7 @@ impl LegMedia {
             ssrc,
             from,
             stats: RtpStreamStats::with_payloads(self.payloads),
+            rtcp: None,
         });
         Some(self.streams.len() - 1)
     }
@@ -92,6 +114,51 @@ impl LegMedia {
         }
         let since = *self.one_way_since.get_or_insert(at);
         self.one_way_longest_us = self.one_way_longest_us.max(at.0 - since.0);
+    }
+
+    /// An RTCP report block (SR/RR) about the stream with `ssrc`: `jitter` in RTP
+    /// timestamp units. False when no stream of the leg has that SSRC.
+    pub fn on_report_block(
+        &mut self,
+        ssrc: u32,
+        fraction_lost_pct: f64,
+        cumulative_lost: i32,
+        jitter: u32,
+    ) -> bool {
+        let Some(s) = self.streams.iter_mut().rev().find(|s| s.ssrc == ssrc) else {
+            return false;
+        };
+        let clock = match s.stats.figures().clock_rate {
+            0 => 8000,
+            c => c,
+        };
+        let jitter_ms = f64::from(jitter) * 1000.0 / f64::from(clock);
+        let r = s.rtcp.get_or_insert_with(RtcpFigures::default);
+        r.reports = r.reports.saturating_add(1);
+        r.fraction_lost_pct = fraction_lost_pct;
+        r.max_fraction_lost_pct = r.max_fraction_lost_pct.max(fraction_lost_pct);
+        r.cumulative_lost = cumulative_lost;
+        r.jitter_ms = jitter_ms;
+        r.max_jitter_ms = r.max_jitter_ms.max(jitter_ms);
+        true
+    }
+
+    /// An XR VoIP metrics block about the stream with `ssrc`.
+    pub fn on_voip_metrics(
+        &mut self,
+        ssrc: u32,
+        round_trip_ms: u16,
+        mos_lq: Option<f64>,
+        r_factor: Option<u8>,
+    ) -> bool {
+        let Some(s) = self.streams.iter_mut().rev().find(|s| s.ssrc == ssrc) else {
+            return false;
+        };
+        let r = s.rtcp.get_or_insert_with(RtcpFigures::default);
+        r.round_trip_ms = Some(round_trip_ms).filter(|&v| v != 0);
+        r.mos_lq = mos_lq.or(r.mos_lq);
+        r.r_factor = r_factor.or(r.r_factor);
+        true
     }
 
     /// A hold began or ended: one-way periods restart.
@@ -153,6 +220,7 @@ impl LegMedia {
                     max_jitter_ms: f.max_jitter_ms,
                     max_delta_ms: f.max_delta_ms,
                     mos,
+                    rtcp: s.rtcp.clone(),
                 }
             })
             .collect()
