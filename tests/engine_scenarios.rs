@@ -77,6 +77,7 @@ impl Dialog {
         self
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn msg(
         &self,
         first: &str,

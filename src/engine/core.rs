@@ -800,11 +800,7 @@ impl Engine {
                     }
                 }
                 Method::Refer => leg.transfers.on_refer_response(cseq, code),
-                Method::Bye => {
-                    if leg.state == LegState::Terminating {
-                        self.settle_bye(id);
-                    }
-                }
+                Method::Bye if leg.state == LegState::Terminating => self.settle_bye(id),
                 _ => {}
             }
         }
