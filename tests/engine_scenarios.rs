@@ -670,3 +670,44 @@ fn rtcp_receiver_reports_attach_the_far_ends_view_to_the_stream() {
     assert!((r.fraction_lost_pct - 25.0).abs() < 1e-9);
     assert!((r.jitter_ms - 20.0).abs() < 1e-9);
 }
+
+#[test]
+fn personal_calls_are_flagged_only_when_enabled() {
+    let enable = |c: &mut callwatch::config::Config| {
+        c.rules.personal_call.enabled = true;
+        c.rules.personal_call.allow = vec!["400*".into(), "95566".into()];
+        c.rules.personal_call.queue_users = vec!["95566".into()];
+    };
+    // An agent calls a mobile number outside the business allow-list.
+    let d = outbound("pc1", "8001", "13812345678");
+    let story = |run: &mut Run| {
+        run.at(0, PHONE1, PBX, d.invite())
+            .at(
+                3000,
+                PBX,
+                PHONE1,
+                d.response(200, 1, "INVITE", "inv", SDP_SENDRECV),
+            )
+            .at(60_000, PHONE1, PBX, d.request("BYE", 2, false, "bye", ""))
+            .finish();
+    };
+    let mut run = Run::new(engine_with(enable));
+    story(&mut run);
+    assert_eq!(rules_of(run.only_leg()), vec![RuleId::PersonalCall]);
+    let mut run = Run::new(engine());
+    story(&mut run);
+    assert!(run.only_leg().violations.is_empty(), "off by default");
+
+    // A customer dials the agent's direct line (not the 95566 queue) and talks 200 s.
+    let d = inbound("pc2", "13912345678", "8001");
+    let mut run = Run::new(engine_with(enable));
+    answered(&mut run, &d, 2000);
+    run.at(202_000, PBX, PHONE1, d.request("BYE", 2, false, "bye", ""))
+        .finish();
+    let l = run.only_leg();
+    assert_eq!(rules_of(l), vec![RuleId::PersonalCall]);
+    assert_eq!(
+        l.violations[0].at,
+        CaptureTime::from_millis(1_800_000_000_000 + 182_000)
+    );
+}

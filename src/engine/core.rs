@@ -57,6 +57,8 @@ pub struct EngineSettings {
     pub min_mos: f64,
     pub max_loss_pct: f64,
     pub one_way_min_ms: u64,
+    /// `rules.personal_call` when enabled: (allow patterns, queue users).
+    pub personal_call: Option<(Vec<String>, Vec<String>)>,
     /// Most agent legs tracked at once; an INVITE beyond it is counted and ignored.
     pub max_legs: usize,
 }
@@ -85,6 +87,12 @@ impl EngineSettings {
             min_mos: c.rules.audio.min_mos,
             max_loss_pct: c.rules.audio.max_loss_pct,
             one_way_min_ms: c.rules.one_way_audio.min_ms,
+            personal_call: c.rules.personal_call.enabled.then(|| {
+                (
+                    c.rules.personal_call.allow.clone(),
+                    c.rules.personal_call.queue_users.clone(),
+                )
+            }),
             max_legs: 200_000,
         }
     }
@@ -131,6 +139,8 @@ struct Leg {
     phone_vias: usize,
     /// The dialled user (Request-URI user of the first INVITE copy).
     dialled: Option<Vec<u8>>,
+    /// The To user of the initial INVITE: what the caller dialled (a queue or a direct line).
+    to_user: Option<Vec<u8>>,
     copies: Copies,
     cancel_at: Option<CaptureTime>,
     bye: Option<ByeSeen>,
@@ -497,6 +507,7 @@ impl Engine {
                 invite_branches: SmallVec::new(),
                 phone_vias: msg.via_count(),
                 dialled: ruri_user.clone(),
+                to_user: to_user.clone(),
                 copies: Copies::default(),
                 cancel_at: None,
                 bye: None,
@@ -1315,6 +1326,24 @@ impl Engine {
                 min_talk,
                 end,
             ));
+        }
+        if let (Some((allow, queues)), Some(answered_at)) =
+            (&self.settings.personal_call, leg.rec.answered_at)
+        {
+            let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+            let v = match leg.rec.direction {
+                Direction::Outbound => leg.dialled.as_deref().and_then(|d| {
+                    rules::personal_call::check_outbound(&lossy(d), allow, answered_at)
+                }),
+                Direction::Inbound => rules::personal_call::check_inbound(
+                    leg.to_user.as_deref().map(lossy).as_deref(),
+                    queues,
+                    answered_at,
+                    end.millis_since(answered_at),
+                ),
+                Direction::Internal => None,
+            };
+            raise.extend(v);
         }
         leg.rec.media = leg.media.records();
         if answered && leg.media.has_rtp() {

@@ -6,6 +6,7 @@ pub mod agent_hangup_first;
 pub mod late_answer;
 pub mod long_hold;
 pub mod one_way_audio;
+pub mod personal_call;
 pub mod poor_audio;
 pub mod survey_missing;
 
