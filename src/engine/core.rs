@@ -38,6 +38,8 @@ const CANCEL_GRACE_MS: u64 = 32_000;
 /// How long the first BYE waits for a response (or the other side's crossing BYE)
 /// before the leg's end is settled.
 const BYE_GRACE_MS: u64 = 4_000;
+/// RTP addresses one leg may announce over its re-INVITEs; more are counted and ignored.
+const MAX_MEDIA_ADDRS: usize = 8;
 /// Non-agent dialogs remembered to name the customer of a B2BUA-linked agent leg.
 const MAX_CUSTOMER_DIALOGS: usize = 16_384;
 
@@ -147,6 +149,8 @@ struct Leg {
     transfers: Transfers,
     holds: HoldTracker,
     media: LegMedia,
+    /// The RTP addresses this leg's SDP announced (keys of `Engine::media_addrs`).
+    media_addrs: SmallVec<[SocketAddr; 4]>,
     /// A media-timeout deadline is pending.
     media_timer: bool,
     last_event_at: CaptureTime,
@@ -514,6 +518,7 @@ impl Engine {
                 transfers: Transfers::default(),
                 holds: HoldTracker::default(),
                 media: LegMedia::default(),
+                media_addrs: SmallVec::new(),
                 media_timer: false,
                 last_event_at: pkt.at,
             };
@@ -1025,22 +1030,22 @@ impl Engine {
         if audio.port == 0 || ip.is_unspecified() {
             return;
         }
-        let owners = self
-            .media_addrs
-            .entry(SocketAddr::new(ip, audio.port))
-            .or_default();
-        // A re-announced address moves to the newest leg; one leg may hold it once.
-        owners.retain(|(owner, _)| {
-            *owner == id
-                || self
-                    .legs
-                    .get(owner)
-                    .is_some_and(|l| l.state != LegState::Ended)
-        });
-        owners.retain(|(owner, _)| *owner != id);
-        if owners.len() < 4 {
-            owners.push((id, party));
+        let addr = SocketAddr::new(ip, audio.port);
+        if !leg.media_addrs.contains(&addr) {
+            if leg.media_addrs.len() >= MAX_MEDIA_ADDRS {
+                self.stats.count_error("sdp_too_many_addresses");
+                return;
+            }
+            leg.media_addrs.push(addr);
         }
+        // An address is shared by the legs of an internal call (both agents announce
+        // to each other) and may be reused by a later call once the earlier leg ended.
+        let legs = &self.legs;
+        let owners = self.media_addrs.entry(addr).or_default();
+        owners.retain(|(owner, _)| {
+            *owner != id && legs.get(owner).is_some_and(|l| l.state != LegState::Ended)
+        });
+        owners.push((id, party));
     }
 
     fn on_media(&mut self, pkt: &Captured<'_>) {
@@ -1372,13 +1377,19 @@ impl Engine {
         for key in leg.media.keys() {
             if let Some(owners) = self.streams.get_mut(&key) {
                 owners.retain(|(owner, _)| *owner != id);
+                if owners.is_empty() {
+                    self.streams.remove(&key);
+                }
             }
         }
-        self.streams.retain(|_, owners| !owners.is_empty());
-        self.media_addrs.retain(|_, owners| {
-            owners.retain(|(owner, _)| *owner != id);
-            !owners.is_empty()
-        });
+        for addr in &leg.media_addrs {
+            if let Some(owners) = self.media_addrs.get_mut(addr) {
+                owners.retain(|(owner, _)| *owner != id);
+                if owners.is_empty() {
+                    self.media_addrs.remove(addr);
+                }
+            }
+        }
         let key: LegKey = (
             leg.rec.call_id.clone(),
             leg.caller_tag.clone(),
