@@ -13,6 +13,7 @@ pub mod event;
 pub mod hold;
 pub mod input;
 pub mod leg;
+pub mod registrations;
 pub mod media;
 pub mod rules;
 pub mod stats;
