@@ -8,9 +8,13 @@
 //! validated configuration. `wire` and `engine` do no I/O and read no clock.
 
 pub mod analyze;
+pub mod api;
 pub mod config;
+pub mod daemon;
 pub mod engine;
+pub mod loadgen;
 pub mod report;
+pub mod sinks;
 pub mod sources;
 pub mod time;
 pub mod wire;

@@ -2,13 +2,17 @@
 //! over to the library. Wiring only.
 
 use std::io::IsTerminal;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
 use callwatch::analyze::{self, Format, Options};
 use callwatch::config::Config;
+use callwatch::daemon::{self, Listeners, Options as DaemonOptions};
+use callwatch::loadgen::{self, LoadgenOptions, Story};
 
 #[derive(Parser)]
 #[command(
@@ -43,15 +47,48 @@ enum Command {
     },
     /// Validates a configuration file and prints the effective configuration.
     CheckConfig { file: PathBuf },
-    /// The daemon: HEP, live capture, HTTP, websocket, metrics, store.
+    /// The daemon: HEP collector (UDP and TCP on capture.hep_listen), live rules,
+    /// Prometheus metrics and health checks on http.listen. Stops on SIGTERM/SIGINT.
     Run {
         #[arg(long)]
         config: Option<PathBuf>,
     },
-    /// The daemon fed by a built-in simulated call centre.
+    /// The daemon fed by a simulated call centre: `run` with HEP bound on 127.0.0.1 and
+    /// an in-process `loadgen` playing about one call every two seconds into it.
     Demo {
         #[arg(long)]
         config: Option<PathBuf>,
+    },
+    /// Sends simulated call-centre HEP traffic to a collector on this machine (loopback
+    /// addresses only) for a bounded time, then prints what it sent.
+    Loadgen {
+        /// The collector (127.0.0.0/8 or ::1 only).
+        #[arg(long, default_value = "127.0.0.1:9060")]
+        target: SocketAddr,
+        /// Calls started per second.
+        #[arg(long, default_value_t = 10.0)]
+        cps: f64,
+        /// Most calls in flight at once.
+        #[arg(long, default_value_t = 1000)]
+        concurrent: usize,
+        /// Seconds during which calls are started (calls in flight then finish).
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+        duration_s: u64,
+        /// Send over one TCP connection instead of UDP.
+        #[arg(long)]
+        tcp: bool,
+        /// HEP capture agent id.
+        #[arg(long, default_value_t = 1)]
+        capture_id: u32,
+        /// HEP auth key, when the collector checks one.
+        #[arg(long)]
+        auth_key: Option<String>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The daemon's HTTP address: after the run, read its /metrics and print what it
+        /// received and dropped.
+        #[arg(long)]
+        metrics: Option<SocketAddr>,
     },
 }
 
@@ -125,12 +162,189 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Run { .. } | Command::Demo { .. } => {
-            eprintln!(
-                "callwatch: the daemon (run, demo) is not part of this build yet; \
-                 use `callwatch analyze` on captures (see README)"
-            );
-            ExitCode::from(2)
+        Command::Run { config } => daemon_main(config, false),
+        Command::Demo { config } => daemon_main(config, true),
+        Command::Loadgen {
+            target,
+            cps,
+            concurrent,
+            duration_s,
+            tcp,
+            capture_id,
+            auth_key,
+            seed,
+            metrics,
+        } => {
+            let opts = LoadgenOptions {
+                target,
+                cps,
+                concurrent,
+                duration: Some(Duration::from_secs(duration_s)),
+                tcp,
+                capture_id,
+                auth_key: auth_key.map(String::into_bytes),
+                seed,
+                ..LoadgenOptions::default()
+            };
+            if let Err(e) = loadgen::check_target(target) {
+                eprintln!("callwatch: {e}");
+                return ExitCode::from(2);
+            }
+            match runtime().and_then(|rt| rt.block_on(loadgen_main(opts, metrics))) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("callwatch: loadgen: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
         }
     }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn terminate() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn daemon_main(config: Option<PathBuf>, demo: bool) -> ExitCode {
+    let cfg = match Config::load_validated(config.as_deref()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("callwatch: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .try_init();
+    // Both addresses were checked by validation.
+    let (Ok(mut hep), Ok(http)) = (
+        cfg.raw.capture.hep_listen.parse::<SocketAddr>(),
+        cfg.raw.http.listen.parse::<SocketAddr>(),
+    ) else {
+        eprintln!("callwatch: configuration: bad listen address");
+        return ExitCode::from(2);
+    };
+    if demo {
+        // The simulated call centre never needs a HEP port open to the network.
+        hep = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), hep.port());
+    }
+    let result = runtime().and_then(|rt| {
+        rt.block_on(async {
+            let listeners = Listeners::bind(hep, http).await?;
+            let hep_addr = listeners.hep_addr()?;
+            eprintln!(
+                "callwatch: HEP on {hep_addr} (UDP and TCP), metrics on http://{}/metrics",
+                listeners.http_addr()?
+            );
+            if !demo {
+                return daemon::run(&cfg, listeners, DaemonOptions::default(), terminate()).await;
+            }
+            let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+            let feed = LoadgenOptions {
+                target: hep_addr,
+                cps: 0.5,
+                concurrent: 50,
+                duration: None,
+                auth_key: Some(cfg.raw.capture.hep_auth_key.clone().into_bytes())
+                    .filter(|k| !k.is_empty()),
+                seed: std::process::id().into(),
+                ..LoadgenOptions::default()
+            };
+            let feeder = tokio::spawn(async move {
+                let mut stop = stop_rx;
+                let r = loadgen::run(&feed, async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await;
+                if let Err(e) = r {
+                    eprintln!("callwatch: demo feed stopped: {e:#}");
+                }
+            });
+            let r = daemon::run(&cfg, listeners, DaemonOptions::default(), async move {
+                terminate().await;
+                let _ = stop_tx.send(true);
+            })
+            .await;
+            let _ = feeder.await;
+            r
+        })
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("callwatch: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn loadgen_main(opts: LoadgenOptions, metrics: Option<SocketAddr>) -> anyhow::Result<()> {
+    let r = loadgen::run(&opts, terminate()).await?;
+    let stories: Vec<String> = Story::ALL
+        .iter()
+        .zip(r.by_story)
+        .map(|(s, n)| format!("{} {n}", s.as_str()))
+        .collect();
+    eprintln!(
+        "loadgen: {} calls started ({}), {} completed, {} skipped at the concurrency cap",
+        r.calls_started,
+        stories.join(", "),
+        r.calls_completed,
+        r.calls_skipped
+    );
+    eprintln!(
+        "loadgen: {} HEP packets ({} bytes) in {:.1} s = {:.0} packets/s over {}, {} send errors",
+        r.packets_sent,
+        r.bytes_sent,
+        r.elapsed.as_secs_f64(),
+        r.packets_per_sec(),
+        if opts.tcp { "TCP" } else { "UDP" },
+        r.send_errors
+    );
+    if let Some(addr) = metrics {
+        // Let the daemon's engine catch up with its queue before reading.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let text = loadgen::scrape(addr).await?;
+        let sum =
+            |name: &str, labels: &[(&str, &str)]| loadgen::metric_sum(&text, name, labels) + 0.0;
+        eprintln!(
+            "daemon: {} packets received, {} dropped at the engine queue, {} ingest errors, {} legs ended, {} violations",
+            sum("callwatch_ingest_packets_total", &[]),
+            sum("callwatch_events_dropped_total", &[("sink", "engine_queue")]),
+            sum("callwatch_ingest_errors_total", &[]),
+            sum("callwatch_legs_total", &[]),
+            sum("callwatch_violations_total", &[]),
+        );
+    }
+    Ok(())
 }

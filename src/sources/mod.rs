@@ -1,4 +1,5 @@
 //! Adapters that turn the world into timestamped packets for the engine: capture files
-//! ([`pcap_file`]); HEP and live capture follow.
+//! ([`pcap_file`]), HEP capture agents ([`hep`]); live capture follows.
 
+pub mod hep;
 pub mod pcap_file;

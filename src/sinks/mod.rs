@@ -1,0 +1,30 @@
+//! Adapters that turn engine events into the world. The engine task owns every sink and
+//! hands each [`Event`] to each of them in order, then a [`Tick`] with the engine's
+//! counters after every batch of packets and at least once a second. A sink must never
+//! block: anything slow (a websocket client, a database) sits behind its own bounded
+//! queue with a when-full policy and a `callwatch_events_dropped_total{sink}` counter.
+//!
+//! [`metrics`] is the Prometheus sink (SPEC §6); the wallboard and the store follow.
+
+pub mod metrics;
+
+use crate::engine::stats::EngineStats;
+use crate::engine::Event;
+use crate::time::CaptureTime;
+
+/// The engine's figures, read after a batch of packets or on the housekeeping tick.
+pub struct Tick<'a> {
+    pub stats: &'a EngineStats,
+    /// Legs in the engine's table (ringing, active, or ended and lingering).
+    pub legs_tracked: usize,
+    /// The latest clock of any capture source (event time "now"), when one is known.
+    pub now: Option<CaptureTime>,
+    /// Packets waiting in the engine queue.
+    pub queue_depth: usize,
+}
+
+/// Receives every engine event, in order, on the engine task.
+pub trait EventSink: Send {
+    fn on_event(&mut self, ev: &Event);
+    fn on_tick(&mut self, _tick: &Tick<'_>) {}
+}

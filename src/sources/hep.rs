@@ -1,0 +1,477 @@
+//! The HEP collector (standards.md §8): HEP v3 (and v1/v2) on UDP and TCP, as sent by
+//! Kamailio `siptrace`, OpenSIPS, FreeSWITCH, Asterisk `res_hep` and heplify. Each socket
+//! has one receive task that decodes the packet ([`decode`]), checks the shared auth
+//! key, and pushes an owned [`IngestPacket`] into the bounded engine queue with
+//! `try_send`: it never waits on the engine, and a full queue drops the packet and counts
+//! it (`callwatch_events_dropped_total{sink="engine_queue"}`).
+//!
+//! TCP streams are re-framed with [`frame_len`]: frames split across reads or merged in
+//! one read are both fine. A connection that sends something that is not HEP v3 is
+//! closed (counted by kind), as is one whose partial frame does not complete within
+//! [`HepOptions::tcp_stall`] or that stays silent for [`HepOptions::tcp_idle`]. Each
+//! connection is its own task with a buffer bounded by the largest HEP frame, so a
+//! stalled client never blocks the others; connections are capped.
+//!
+//! Payload type 1 becomes [`PayloadHint::Sip`], 5 [`PayloadHint::Rtcp`]; chunk 0x0011 is
+//! the correlation id; each capture agent id (0x000c) is its own [`SourceId`] with its own
+//! clock. A zero timestamp means "use the receive time" (heplify-server's rule).
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use prometheus_client::metrics::counter::Counter;
+use tokio::io::AsyncReadExt;
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::daemon::{IngestPacket, Shutdown};
+use crate::engine::{PayloadHint, SourceId};
+use crate::sinks::metrics::Metrics;
+use crate::time::CaptureTime;
+use crate::wire::hep::{frame_len, HepPacket, HepProto};
+use crate::wire::Transport;
+
+/// `source` label of packets received over UDP.
+pub const SOURCE_UDP: &str = "hep_udp";
+/// `source` label of packets received over TCP.
+pub const SOURCE_TCP: &str = "hep_tcp";
+/// `sink` label of packets dropped because the engine queue was full.
+pub const SINK_ENGINE_QUEUE: &str = "engine_queue";
+
+/// The largest HEP packet (its length field is 16 bits).
+const MAX_FRAME: usize = 65_535;
+/// Bytes read from a TCP connection at once.
+const TCP_READ_CHUNK: usize = 16 * 1024;
+/// Datagrams taken from the UDP socket per wake-up before yielding.
+const UDP_BURST: usize = 64;
+
+#[derive(Clone, Debug)]
+pub struct HepOptions {
+    /// A TCP connection silent this long (between frames) is closed.
+    pub tcp_idle: Duration,
+    /// A TCP frame must complete within this time of its first byte.
+    pub tcp_stall: Duration,
+    /// Most TCP connections at once; further ones are closed at once and counted.
+    pub max_tcp_connections: usize,
+}
+
+impl Default for HepOptions {
+    fn default() -> Self {
+        HepOptions {
+            tcp_idle: Duration::from_secs(300),
+            tcp_stall: Duration::from_secs(10),
+            max_tcp_connections: 256,
+        }
+    }
+}
+
+/// What one HEP packet turned into.
+#[derive(Debug)]
+pub enum Decoded {
+    Packet(IngestPacket),
+    /// Well-formed but not used; the kind names why (`callwatch_ingest_ignored_total`).
+    Ignored(&'static str),
+    /// Malformed or refused; the kind of `callwatch_ingest_errors_total`.
+    Error(&'static str),
+}
+
+/// The receive time as a capture timestamp (for agents that send none).
+pub fn wall_capture_time() -> CaptureTime {
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    CaptureTime(i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// Decodes one whole HEP packet. Pure apart from reading the wall clock for a packet
+/// with no timestamp.
+pub fn decode(buf: &[u8], auth_key: Option<&[u8]>, received: Instant) -> Decoded {
+    let p = match HepPacket::parse(buf) {
+        Ok(p) => p,
+        Err(e) => return Decoded::Error(e.as_str()),
+    };
+    if let Some(key) = auth_key {
+        if p.auth_key != Some(key) {
+            return Decoded::Error("hep_auth");
+        }
+    }
+    if p.compressed {
+        return Decoded::Ignored("compressed");
+    }
+    let hint = match p.proto {
+        HepProto::Sip => PayloadHint::Sip,
+        HepProto::Rtcp => PayloadHint::Rtcp,
+        HepProto::RtcpJson => return Decoded::Ignored("rtcp_json"),
+        HepProto::Other(_) => return Decoded::Ignored("other_payload_type"),
+    };
+    if p.payload.is_empty() {
+        return Decoded::Ignored("empty_payload");
+    }
+    let at = if p.ts_sec == 0 && p.ts_usec == 0 {
+        wall_capture_time()
+    } else {
+        CaptureTime::from_secs_micros(i64::from(p.ts_sec), i64::from(p.ts_usec))
+    };
+    let transport = match p.ip_proto {
+        6 => Transport::Tcp,
+        132 => Transport::Sctp,
+        _ => Transport::Udp,
+    };
+    Decoded::Packet(IngestPacket {
+        at,
+        received,
+        source: SourceId(p.capture_id),
+        src: p.src,
+        dst: p.dst,
+        transport,
+        hint,
+        payload: p.payload.to_vec(),
+        correlation_id: p.correlation_id.map(Box::from),
+    })
+}
+
+/// What the receive tasks share: the auth key, the options and the counters.
+pub struct HepContext {
+    metrics: Arc<Metrics>,
+    auth_key: Option<Vec<u8>>,
+    opts: HepOptions,
+    dropped: Counter,
+    connections: Arc<Semaphore>,
+}
+
+impl HepContext {
+    pub fn new(metrics: Arc<Metrics>, auth_key: Option<Vec<u8>>, opts: HepOptions) -> HepContext {
+        let dropped = metrics.dropped(SINK_ENGINE_QUEUE);
+        // Zero series for the usual kinds, so that rates start from 0.
+        for source in [SOURCE_UDP, SOURCE_TCP] {
+            metrics.ingest_packets(source);
+        }
+        let connections = Arc::new(Semaphore::new(opts.max_tcp_connections.max(1)));
+        HepContext {
+            metrics,
+            auth_key,
+            opts,
+            dropped,
+            connections,
+        }
+    }
+}
+
+/// One transport's view of the context, with its hot counters fetched once.
+struct Intake {
+    ctx: Arc<HepContext>,
+    source: &'static str,
+    packets: Counter,
+    tx: mpsc::Sender<IngestPacket>,
+}
+
+impl Intake {
+    fn new(ctx: Arc<HepContext>, source: &'static str, tx: mpsc::Sender<IngestPacket>) -> Intake {
+        let packets = ctx.metrics.ingest_packets(source);
+        Intake {
+            ctx,
+            source,
+            packets,
+            tx,
+        }
+    }
+
+    fn error(&self, kind: &'static str) {
+        self.ctx.metrics.ingest_error(self.source, kind).inc();
+    }
+
+    /// Handles one whole HEP packet. False when the engine is gone.
+    fn packet(&self, buf: &[u8]) -> bool {
+        self.packets.inc();
+        match decode(buf, self.ctx.auth_key.as_deref(), Instant::now()) {
+            Decoded::Packet(p) => match self.tx.try_send(p) {
+                Ok(()) => true,
+                Err(TrySendError::Full(_)) => {
+                    self.ctx.dropped.inc();
+                    true
+                }
+                Err(TrySendError::Closed(_)) => false,
+            },
+            Decoded::Ignored(kind) => {
+                self.ctx.metrics.ingest_ignored(self.source, kind).inc();
+                true
+            }
+            Decoded::Error(kind) => {
+                self.error(kind);
+                true
+            }
+        }
+    }
+}
+
+/// Receives HEP datagrams until shutdown.
+pub async fn run_udp(
+    socket: UdpSocket,
+    tx: mpsc::Sender<IngestPacket>,
+    ctx: Arc<HepContext>,
+    mut shutdown: Shutdown,
+) {
+    let intake = Intake::new(ctx, SOURCE_UDP, tx);
+    // One byte more than the largest HEP packet: a longer datagram shows as too long.
+    let mut buf = vec![0u8; MAX_FRAME + 1];
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            r = socket.recv_from(&mut buf) => match r {
+                Ok((n, _)) => {
+                    if !intake.packet(&buf[..n]) {
+                        break;
+                    }
+                    // Take what else is already there before going back to the reactor.
+                    for _ in 1..UDP_BURST {
+                        match socket.try_recv_from(&mut buf) {
+                            Ok((n, _)) => {
+                                if !intake.packet(&buf[..n]) {
+                                    return;
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                Err(e) => {
+                    // ICMP errors surface here on some systems; nothing to do but go on.
+                    tracing::debug!("HEP UDP receive: {e}");
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Accepts HEP TCP connections until shutdown; each is served by its own task.
+pub async fn run_tcp(
+    listener: TcpListener,
+    tx: mpsc::Sender<IngestPacket>,
+    ctx: Arc<HepContext>,
+    mut shutdown: Shutdown,
+) {
+    let stop = shutdown.clone();
+    let wait = shutdown.wait();
+    tokio::pin!(wait);
+    loop {
+        tokio::select! {
+            _ = &mut wait => break,
+            r = listener.accept() => match r {
+                Ok((stream, peer)) => {
+                    let Ok(permit) = ctx.connections.clone().try_acquire_owned() else {
+                        ctx.metrics.ingest_error(SOURCE_TCP, "hep_tcp_too_many_connections").inc();
+                        drop(stream);
+                        continue;
+                    };
+                    let intake = Intake::new(ctx.clone(), SOURCE_TCP, tx.clone());
+                    let stop = stop.clone();
+                    tokio::spawn(async move {
+                        ctx_gauge(&intake, 1);
+                        serve_connection(stream, &intake, stop).await;
+                        ctx_gauge(&intake, -1);
+                        tracing::debug!(%peer, "HEP TCP connection closed");
+                        drop(permit);
+                    });
+                }
+                Err(e) => {
+                    // Out of file descriptors, most likely: back off instead of spinning.
+                    tracing::warn!("HEP TCP accept: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+}
+
+fn ctx_gauge(intake: &Intake, d: i64) {
+    intake.ctx.metrics.hep_tcp_connections.inc_by(d);
+}
+
+/// Reads one connection, re-framing HEP v3 packets, until EOF, an error, garbage, a
+/// timeout or shutdown.
+async fn serve_connection(mut stream: TcpStream, intake: &Intake, mut shutdown: Shutdown) {
+    let opts = intake.ctx.opts.clone();
+    let mut pending: Vec<u8> = Vec::new();
+    let mut chunk = vec![0u8; TCP_READ_CHUNK];
+    // When the first byte of the frame still incomplete in `pending` arrived.
+    let mut partial_since: Option<Instant> = None;
+    let mut last_read = Instant::now();
+    let stop = shutdown.wait();
+    tokio::pin!(stop);
+    loop {
+        let deadline = match partial_since {
+            Some(t) => t + opts.tcp_stall,
+            None => last_read + opts.tcp_idle,
+        };
+        let n = tokio::select! {
+            _ = &mut stop => return,
+            _ = tokio::time::sleep_until(deadline) => {
+                if partial_since.is_some() {
+                    intake.error("hep_tcp_stalled");
+                }
+                return;
+            }
+            r = stream.read(&mut chunk) => match r {
+                Ok(0) => {
+                    if !pending.is_empty() {
+                        intake.error("hep_truncated");
+                    }
+                    return;
+                }
+                Ok(n) => n,
+                Err(_) => return,
+            }
+        };
+        last_read = Instant::now();
+        pending.extend_from_slice(&chunk[..n]);
+        let mut at = 0;
+        while at < pending.len() {
+            match frame_len(&pending[at..]) {
+                Ok(Some(len)) => {
+                    if !intake.packet(&pending[at..at + len]) {
+                        return;
+                    }
+                    at += len;
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    // Not HEP v3: the stream cannot be re-synchronised safely.
+                    intake.error(e.as_str());
+                    return;
+                }
+            }
+        }
+        pending.drain(..at);
+        if pending.is_empty() {
+            partial_since = None;
+        } else if at > 0 || partial_since.is_none() {
+            partial_since = Some(last_read);
+        }
+        // Cannot happen with a correct frame_len (a frame is at most 64 KiB); a guard
+        // so that no input can grow the buffer.
+        if pending.len() > MAX_FRAME + TCP_READ_CHUNK {
+            intake.error("hep_bad_length");
+            return;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::hep::HepBuilder;
+
+    fn sip(ts_sec: u32, capture_id: u32) -> HepBuilder {
+        HepBuilder::packet(
+            "10.0.0.1:5060".parse().unwrap(),
+            "10.0.1.1:5062".parse().unwrap(),
+            ts_sec,
+            250_000,
+            1,
+            capture_id,
+            b"INVITE sip:8001@x SIP/2.0\r\n\r\n",
+        )
+    }
+
+    #[test]
+    fn sip_packet_becomes_an_owned_engine_packet() {
+        let b = sip(1_800_000_000, 42).chunk(0x0011, b"corr").build();
+        let Decoded::Packet(p) = decode(&b, None, Instant::now()) else {
+            panic!("not decoded")
+        };
+        assert_eq!(p.at, CaptureTime::from_secs_micros(1_800_000_000, 250_000));
+        assert_eq!(p.source, SourceId(42));
+        assert_eq!(p.hint, PayloadHint::Sip);
+        assert_eq!(p.transport, Transport::Udp);
+        assert_eq!(p.correlation_id.as_deref(), Some(&b"corr"[..]));
+        assert!(p.payload.starts_with(b"INVITE"));
+    }
+
+    #[test]
+    fn auth_key_must_match_when_configured() {
+        let good = sip(1, 1).chunk(0x000e, b"k3y").build();
+        let bad = sip(1, 1).chunk(0x000e, b"nope").build();
+        let none = sip(1, 1).build();
+        assert!(matches!(
+            decode(&good, Some(b"k3y"), Instant::now()),
+            Decoded::Packet(_)
+        ));
+        assert!(matches!(
+            decode(&bad, Some(b"k3y"), Instant::now()),
+            Decoded::Error("hep_auth")
+        ));
+        assert!(matches!(
+            decode(&none, Some(b"k3y"), Instant::now()),
+            Decoded::Error("hep_auth")
+        ));
+        assert!(matches!(
+            decode(&bad, None, Instant::now()),
+            Decoded::Packet(_)
+        ));
+    }
+
+    #[test]
+    fn zero_timestamp_is_the_receive_time() {
+        let b = HepBuilder::packet(
+            "10.0.0.1:5060".parse().unwrap(),
+            "10.0.1.1:5062".parse().unwrap(),
+            0,
+            0,
+            1,
+            0,
+            b"OPTIONS sip:x SIP/2.0\r\n\r\n",
+        )
+        .build();
+        let before = wall_capture_time();
+        let Decoded::Packet(p) = decode(&b, None, Instant::now()) else {
+            panic!("not decoded")
+        };
+        assert!(p.at >= before && p.at <= wall_capture_time());
+    }
+
+    #[test]
+    fn unused_payloads_are_ignored_and_garbage_is_an_error() {
+        let rtcp_json = HepBuilder::packet(
+            "10.0.0.1:5060".parse().unwrap(),
+            "10.0.1.1:5062".parse().unwrap(),
+            1,
+            0,
+            5,
+            0,
+            b"{\"type\":200}",
+        )
+        .build();
+        assert!(matches!(
+            decode(&rtcp_json, None, Instant::now()),
+            Decoded::Ignored("rtcp_json")
+        ));
+        let log = HepBuilder::packet(
+            "10.0.0.1:5060".parse().unwrap(),
+            "10.0.1.1:5062".parse().unwrap(),
+            1,
+            0,
+            100,
+            0,
+            b"log line",
+        )
+        .build();
+        assert!(matches!(
+            decode(&log, None, Instant::now()),
+            Decoded::Ignored("other_payload_type")
+        ));
+        assert!(matches!(
+            decode(b"GET / HTTP/1.1\r\n", None, Instant::now()),
+            Decoded::Error("hep_not_hep")
+        ));
+        let b = sip(1, 1).build();
+        assert!(matches!(
+            decode(&b[..b.len() - 3], None, Instant::now()),
+            Decoded::Error("hep_truncated")
+        ));
+    }
+}
