@@ -148,7 +148,7 @@ mod tests {
         );
         // An older packet (reordered) moves nothing; a fresh packet whose stamp is
         // behind the running clock does not move it back.
-        c.observe(s, CaptureTime(1_500_000), t0 + Duration::from_millis(1_300));
+        c.observe(s, CaptureTime(500_000), t0 + Duration::from_millis(1_300));
         assert_eq!(
             c.now(s, t0 + Duration::from_millis(1_300)),
             Some(CaptureTime(2_100_000))
@@ -157,6 +157,15 @@ mod tests {
         assert_eq!(
             c.now(s, t0 + Duration::from_millis(1_400)),
             Some(CaptureTime(2_100_000))
+        );
+        // It waits until wall time catches up with it, then runs again.
+        assert_eq!(
+            c.now(s, t0 + Duration::from_millis(1_800)),
+            Some(CaptureTime(2_100_000))
+        );
+        assert_eq!(
+            c.now(s, t0 + Duration::from_millis(2_000)),
+            Some(CaptureTime(2_300_000))
         );
     }
 
