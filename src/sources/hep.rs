@@ -392,6 +392,32 @@ mod tests {
         assert!(p.payload.starts_with(b"INVITE"));
     }
 
+    #[tokio::test]
+    async fn a_full_engine_queue_drops_and_counts_without_waiting() {
+        let metrics = Arc::new(Metrics::new(10_000, 3.6));
+        let ctx = Arc::new(HepContext::new(
+            metrics.clone(),
+            None,
+            HepOptions::default(),
+        ));
+        let (tx, mut rx) = mpsc::channel(1);
+        let intake = Intake::new(ctx, SOURCE_UDP, tx);
+        let b = sip(1_800_000_000, 1).build();
+        assert!(intake.packet(&b));
+        assert!(intake.packet(&b));
+        assert!(intake.packet(&b));
+        let text = metrics.encode();
+        assert!(
+            text.contains(r#"callwatch_events_dropped_total{sink="engine_queue"} 2"#),
+            "{text}"
+        );
+        assert!(text.contains(r#"callwatch_ingest_packets_total{source="hep_udp"} 3"#));
+        assert!(rx.try_recv().is_ok());
+        drop(rx);
+        // The engine is gone: the receive task is told to stop.
+        assert!(!intake.packet(&b));
+    }
+
     #[test]
     fn auth_key_must_match_when_configured() {
         let good = sip(1, 1).chunk(0x000e, b"k3y").build();
