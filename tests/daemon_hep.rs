@@ -52,10 +52,6 @@ impl Daemon {
         d
     }
 
-    async fn metrics(&self) -> String {
-        scrape(self.http).await.unwrap()
-    }
-
     fn value(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         metric_sum(text, name, labels)
     }
