@@ -695,8 +695,12 @@ impl Engine {
             match method {
                 Method::Bye => self.on_bye(id, at, by),
                 Method::Invite | Method::Update => {
-                    if let Some(hold) = offer_holds(msg) {
-                        leg.holds.on_offer(by, cseq, hold, at);
+                    // Holding is a state of a call in progress: an early-dialog UPDATE
+                    // (RFC 3311) changes media, not who is waiting.
+                    if leg.state == LegState::Confirmed {
+                        if let Some(hold) = offer_holds(msg) {
+                            leg.holds.on_offer(by, cseq, hold, at);
+                        }
                     }
                     self.note_sdp(id, by, msg);
                 }
@@ -914,6 +918,7 @@ impl Engine {
         leg.rec.ring_ms = Some(ring_ms);
         leg.rec.outcome = Some(Outcome::Answered);
         leg.state = LegState::Confirmed;
+        leg.media.reset_one_way();
         self.stats.legs_answered += 1;
         if leg.is_inbound() && !leg.has_raised(RuleId::LateAnswer) {
             if let Some(v) = rules::late_answer::check(ring_start, ring_ms, late_ms) {
@@ -1066,9 +1071,15 @@ impl Engine {
         };
         self.stats.rtp_packets += 1;
         let key = (pkt.src, pkt.dst, hdr.ssrc);
+        // A key still cached for ended (lingering) legs belongs to a new call now.
+        let live = |owners: &StreamOwners, legs: &HashMap<u64, Leg>| {
+            owners
+                .iter()
+                .any(|(id, _)| legs.get(id).is_some_and(|l| l.state != LegState::Ended))
+        };
         let owners = match self.streams.get(&key) {
-            Some(found) => found.clone(),
-            None => self.open_streams(pkt, key),
+            Some(found) if live(found, &self.legs) => found.clone(),
+            _ => self.open_streams(pkt, key),
         };
         if owners.is_empty() {
             self.stats.rtp_unmatched += 1;
@@ -1200,9 +1211,16 @@ impl Engine {
         }
         if leg.media.one_way_ms() > one_way_min && !leg.has_raised(RuleId::OneWayAudio) {
             let flowing = leg.media.flowing_direction();
-            if let Some(v) =
-                rules::one_way_audio::check(leg.media.one_way_ms(), one_way_min, flowing, at)
-            {
+            let became_true = leg
+                .media
+                .one_way_since()
+                .map_or(at, |s| s.plus_millis(one_way_min).min(at));
+            if let Some(v) = rules::one_way_audio::check(
+                leg.media.one_way_ms(),
+                one_way_min,
+                flowing,
+                became_true,
+            ) {
                 self.raise(id, v);
             }
         }
@@ -1459,7 +1477,10 @@ impl Engine {
             TimerKind::MediaTimeout => {
                 leg.media_timer = false;
                 let timeout = self.settings.media_timeout_ms;
-                let last = leg.media.last_rtp_at.unwrap_or(due);
+                // Time without RTP counts off hold only: from the last packet or the
+                // end of the latest hold, whichever is later.
+                let resumed = leg.holds.episodes().iter().filter_map(|h| h.end_at).max();
+                let last = leg.media.last_rtp_at.max(resumed).unwrap_or(due);
                 if leg.state != LegState::Confirmed {
                     return;
                 }

@@ -56,6 +56,8 @@ pub struct LegMedia {
     last_from: [Option<CaptureTime>; 2],
     /// Start of the current period where only one direction flows.
     one_way_since: Option<CaptureTime>,
+    /// First packet of each direction since the answer or the latest hold change.
+    first_since_counting: [Option<CaptureTime>; 2],
     one_way_longest_us: i64,
     /// Last RTP packet of either direction (media timeout).
     pub last_rtp_at: Option<CaptureTime>,
@@ -105,14 +107,20 @@ impl LegMedia {
         s.stats.on_packet(at, hdr);
         let from = slot(s.from);
         self.last_from[from] = Some(at);
+        let first = *self.first_since_counting[from].get_or_insert(at);
         self.last_rtp_at = Some(self.last_rtp_at.map_or(at, |t| t.max(at)));
-        let other_flowing =
-            self.last_from[1 - from].is_some_and(|t| (at.0 - t.0) <= DIRECTION_SILENCE_US);
+        let other_last = self.last_from[1 - from];
+        let other_flowing = other_last.is_some_and(|t| (at.0 - t.0) <= DIRECTION_SILENCE_US);
         if !talking || other_flowing {
             self.one_way_since = None;
             return;
         }
-        let since = *self.one_way_since.get_or_insert(at);
+        // The period began when this side was flowing and the other had fallen silent:
+        // the later of this side's first packet since counting began (answer or hold
+        // change) and the other side's last packet.
+        let since = *self
+            .one_way_since
+            .get_or_insert_with(|| other_last.map_or(first, |t| t.max(first)));
         self.one_way_longest_us = self.one_way_longest_us.max(at.0 - since.0);
     }
 
@@ -161,9 +169,16 @@ impl LegMedia {
         true
     }
 
-    /// A hold began or ended: one-way periods restart.
+    /// The leg was answered, or a hold began or ended, at `at`: one-way periods
+    /// restart and count from there.
     pub fn reset_one_way(&mut self) {
         self.one_way_since = None;
+        self.first_since_counting = [None, None];
+    }
+
+    /// When the current one-way period began, if one is going on.
+    pub fn one_way_since(&self) -> Option<CaptureTime> {
+        self.one_way_since
     }
 
     pub fn has_rtp(&self) -> bool {
