@@ -628,3 +628,97 @@ fn inv2543_rfc2543_peer() {
     assert!(m.sdp().is_some());
     assert_eq!(m.require_dialog_headers(), Ok(()));
 }
+
+/// A typical PBX-to-agent INVITE (Asterisk style, 15 headers, SDP body).
+const TYPICAL_INVITE: &[u8] = b"INVITE sip:1007@10.20.30.47:5062;transport=udp SIP/2.0\r\n\
+Via: SIP/2.0/UDP 10.20.30.1:5060;rport;branch=z9hG4bKPj6c1f9a4e-5c7b-4f0e-9d1a-2b3c4d5e6f70\r\n\
+From: \"\xd5\xc5\xc8\xfd 13800138000\" <sip:13800138000@10.20.30.1>;tag=8d7a6c5b-4e3f-2a1b-9c8d-7e6f5a4b3c2d\r\n\
+To: <sip:1007@10.20.30.47>\r\n\
+Contact: <sip:asterisk@10.20.30.1:5060>\r\n\
+Call-ID: 3f2e1d0c-9b8a-7f6e-5d4c-3b2a1f0e9d8c\r\n\
+CSeq: 27461 INVITE\r\n\
+Allow: OPTIONS, REGISTER, SUBSCRIBE, NOTIFY, PUBLISH, INVITE, ACK, BYE, CANCEL, UPDATE, PRACK, MESSAGE, REFER\r\n\
+Supported: 100rel, timer, replaces, norefersub\r\n\
+Session-Expires: 1800\r\n\
+Min-SE: 90\r\n\
+P-Asserted-Identity: \"13800138000\" <sip:13800138000@10.20.30.1>\r\n\
+Max-Forwards: 70\r\n\
+User-Agent: Asterisk PBX 18.20.0\r\n\
+Content-Type: application/sdp\r\n\
+Content-Length:   265\r\n\
+\r\n\
+v=0\r\n\
+o=- 1830470218 1830470218 IN IP4 10.20.30.1\r\n\
+s=Asterisk\r\n\
+c=IN IP4 10.20.30.1\r\n\
+t=0 0\r\n\
+m=audio 14986 RTP/AVP 8 0 18 101\r\n\
+a=rtpmap:8 PCMA/8000\r\n\
+a=rtpmap:0 PCMU/8000\r\n\
+a=rtpmap:18 G729/8000\r\n\
+a=fmtp:18 annexb=no\r\n\
+a=rtpmap:101 telephone-event/8000\r\n\
+a=fmtp:101 0-16\r\n\
+a=ptime:20\r\n\
+a=maxptime:150\r\n\
+a=sendrecv\r\n";
+
+/// Throughput of `SipMessage::parse` (with validation) plus the getters the engine calls
+/// per message. Run with
+/// `cargo test --release --test rfc4475 -- --ignored --nocapture parse_throughput`.
+#[test]
+#[ignore = "timing, run in release mode"]
+fn parse_throughput() {
+    use std::hint::black_box;
+    use std::time::Instant;
+
+    let m = SipMessage::parse(TYPICAL_INVITE).unwrap();
+    assert_eq!(m.body().len(), 265);
+    assert!(!m.heap_allocated());
+
+    // CALLWATCH_BENCH_ITERS lowers the count, e.g. to count instructions under valgrind.
+    let n: u32 = std::env::var("CALLWATCH_BENCH_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
+    let t = Instant::now();
+    for _ in 0..n {
+        let m = SipMessage::parse(black_box(TYPICAL_INVITE)).unwrap();
+        black_box(m.len());
+    }
+    let parse_only = t.elapsed();
+
+    let t = Instant::now();
+    for _ in 0..n {
+        let m = SipMessage::parse_lenient(black_box(TYPICAL_INVITE)).unwrap();
+        black_box(m.len());
+    }
+    let lenient = t.elapsed();
+
+    let t = Instant::now();
+    for _ in 0..n {
+        let m = SipMessage::parse(black_box(TYPICAL_INVITE)).unwrap();
+        black_box((m.call_id(), m.cseq(), m.from().and_then(|f| f.tag())));
+        black_box((
+            m.to().and_then(|t| t.tag()),
+            m.top_via().and_then(|v| v.branch),
+        ));
+        black_box(m.sdp());
+    }
+    let with_getters = t.elapsed();
+
+    let rate = |d: std::time::Duration| f64::from(n) / d.as_secs_f64();
+    println!(
+        "typical INVITE ({} bytes): framing only (parse_lenient) {:.0} ns",
+        TYPICAL_INVITE.len(),
+        lenient.as_nanos() as f64 / f64::from(n),
+    );
+    println!(
+        "typical INVITE ({} bytes): parse {:.2} M msg/s ({:.0} ns), parse+getters {:.2} M msg/s ({:.0} ns)",
+        TYPICAL_INVITE.len(),
+        rate(parse_only) / 1e6,
+        parse_only.as_nanos() as f64 / f64::from(n),
+        rate(with_getters) / 1e6,
+        with_getters.as_nanos() as f64 / f64::from(n),
+    );
+}

@@ -38,7 +38,7 @@ impl<'a> NameAddr<'a> {
             }
             (Some(sub(b, 1, n - 1)), rest)
         } else {
-            match memchr::memchr(b'<', b) {
+            match lex::find(b, b'<') {
                 Some(lt) => {
                     let d = trim(sub(b, 0, lt));
                     if !d
@@ -54,7 +54,7 @@ impl<'a> NameAddr<'a> {
         };
         // `rest` starts with '<'.
         let inner = from(rest, 1);
-        let gt = memchr::memchr(b'>', inner).ok_or(SipError::BadHeader)?;
+        let gt = lex::find(inner, b'>').ok_or(SipError::BadHeader)?;
         let uri = Uri::parse(sub(inner, 0, gt))?;
         let after = lex::trim_start(from(inner, gt + 1));
         let params = match after.split_first() {
@@ -85,7 +85,7 @@ impl<'a> NameAddr<'a> {
     /// there is nothing to resolve. Bytes are returned as they are (GBK stays GBK).
     pub fn display_unescaped(&self) -> Option<Cow<'a, [u8]>> {
         let d = self.display?;
-        if memchr::memchr(b'\\', d).is_none() {
+        if lex::find(d, b'\\').is_none() {
             return Some(Cow::Borrowed(d));
         }
         let mut out = Vec::with_capacity(d.len());
@@ -106,7 +106,7 @@ impl<'a> NameAddr<'a> {
 fn parse_addr_spec(b: &[u8]) -> Result<NameAddr<'_>, SipError> {
     let (uri, params) = lex::split_once(b, b';');
     let uri = Uri::parse(trim(uri))?;
-    if !uri.headers.is_empty() || memchr::memchr(b'?', uri.host).is_some() {
+    if !uri.headers.is_empty() || lex::find(uri.host, b'?').is_some() {
         return Err(SipError::BadHeader);
     }
     let params = params.map(trim);

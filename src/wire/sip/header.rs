@@ -147,48 +147,61 @@ impl HeaderName {
                 _ => HeaderName::Other,
             };
         }
-        let candidates: &[HeaderName] = match first {
-            b'a' => &[HeaderName::AllowEvents, HeaderName::AcceptContact],
-            b'c' => &[
-                HeaderName::CallId,
-                HeaderName::CSeq,
-                HeaderName::Contact,
-                HeaderName::ContentLength,
-                HeaderName::ContentType,
-                HeaderName::ContentEncoding,
+        // Dispatch on the length, then compare with lowercase names: at most five names
+        // share a length, and the first byte usually settles it.
+        use HeaderName as H;
+        let candidates: &[(&[u8], HeaderName)] = match name.len() {
+            2 => &[(b"to", H::To)],
+            3 => &[(b"via", H::Via)],
+            4 => &[(b"from", H::From), (b"cseq", H::CSeq), (b"rseq", H::Rseq)],
+            5 => &[(b"event", H::Event), (b"route", H::Route)],
+            6 => &[(b"reason", H::Reason)],
+            7 => &[
+                (b"call-id", H::CallId),
+                (b"contact", H::Contact),
+                (b"expires", H::Expires),
+                (b"require", H::Require),
+                (b"subject", H::Subject),
             ],
-            b'e' => &[HeaderName::Event, HeaderName::Expires],
-            b'f' => &[HeaderName::From],
-            b'i' => &[HeaderName::Identity, HeaderName::IdentityInfo],
-            b'm' => &[HeaderName::MaxForwards],
-            b'p' => &[HeaderName::PAssertedIdentity],
-            b'r' => &[
-                HeaderName::ReferTo,
-                HeaderName::ReferredBy,
-                HeaderName::Replaces,
-                HeaderName::Reason,
-                HeaderName::RemotePartyId,
-                HeaderName::Require,
-                HeaderName::Rseq,
-                HeaderName::Route,
-                HeaderName::RecordRoute,
-                HeaderName::RejectContact,
-                HeaderName::RequestDisposition,
+            8 => &[
+                (b"refer-to", H::ReferTo),
+                (b"replaces", H::Replaces),
+                (b"identity", H::Identity),
             ],
-            b's' => &[
-                HeaderName::SubscriptionState,
-                HeaderName::Supported,
-                HeaderName::Subject,
-                HeaderName::SessionExpires,
+            9 => &[(b"supported", H::Supported)],
+            11 => &[(b"referred-by", H::ReferredBy)],
+            12 => &[
+                (b"content-type", H::ContentType),
+                (b"max-forwards", H::MaxForwards),
+                (b"record-route", H::RecordRoute),
+                (b"allow-events", H::AllowEvents),
             ],
-            b't' => &[HeaderName::To],
-            b'v' => &[HeaderName::Via],
+            13 => &[(b"identity-info", H::IdentityInfo)],
+            14 => &[
+                (b"content-length", H::ContentLength),
+                (b"reject-contact", H::RejectContact),
+                (b"accept-contact", H::AcceptContact),
+            ],
+            15 => &[
+                (b"remote-party-id", H::RemotePartyId),
+                (b"session-expires", H::SessionExpires),
+            ],
+            16 => &[(b"content-encoding", H::ContentEncoding)],
+            18 => &[(b"subscription-state", H::SubscriptionState)],
+            19 => &[
+                (b"p-asserted-identity", H::PAssertedIdentity),
+                (b"request-disposition", H::RequestDisposition),
+            ],
             _ => &[],
         };
-        for &c in candidates {
-            let full = c.as_str().as_bytes();
-            if full.len() == name.len() && full.eq_ignore_ascii_case(name) {
-                return c;
+        for &(lower, id) in candidates {
+            if lower.first() == Some(&first)
+                && name
+                    .iter()
+                    .zip(lower)
+                    .all(|(&a, &b)| a.to_ascii_lowercase() == b)
+            {
+                return id;
             }
         }
         HeaderName::Other

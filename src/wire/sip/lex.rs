@@ -7,31 +7,105 @@
 
 use std::borrow::Cow;
 
-/// `token` characters of RFC 3261 §25.1: alphanum and `-.!%*_+`'~`.
+/// Character classes, one bit each, looked up in one 256-entry table so that every
+/// per-byte test in the hot path is a load and a mask.
+const TOKEN: u8 = 1;
+/// Never in a URI as carried by SIP: controls, SP, DEL, `<`, `>`, `"`.
+const URI_FORBIDDEN: u8 = 2;
+/// Hostname and IPv4 characters (`_` tolerated, seen in the field).
+const HOST: u8 = 4;
+/// Unquoted parameter value: visible, not `" < > , ;`.
+const VALUE: u8 = 8;
+/// Opens a quoted string or an angle-bracketed URI.
+const OPENER: u8 = 16;
+const COMMA: u8 = 32;
+const SEMI: u8 = 64;
+/// Delimiters inside a URI: `@`, `;`, `?`, `:`.
+const URI_MARK: u8 = 128;
+
 // Evaluated at compile time: an out-of-range index would be a build error.
 #[allow(clippy::indexing_slicing)]
-const fn token_table() -> [bool; 256] {
-    let mut t = [false; 256];
+const fn class_table() -> [u8; 256] {
+    let mut t = [0u8; 256];
     let mut i = 0;
     while i < 256 {
         let c = i as u8;
-        t[i] = c.is_ascii_alphanumeric()
+        let mut k = 0;
+        if c.is_ascii_alphanumeric()
             || matches!(
                 c,
                 b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-            );
+            )
+        {
+            k |= TOKEN;
+        }
+        if c <= b' ' || c == 0x7f || c == b'<' || c == b'>' || c == b'"' {
+            k |= URI_FORBIDDEN;
+        }
+        if c.is_ascii_alphanumeric() || c == b'-' || c == b'.' || c == b'_' {
+            k |= HOST;
+        }
+        if c > b' ' && c != 0x7f && !matches!(c, b'"' | b'<' | b'>' | b',' | b';') {
+            k |= VALUE;
+        }
+        if c == b'"' || c == b'<' {
+            k |= OPENER;
+        }
+        if c == b',' {
+            k |= COMMA;
+        }
+        if c == b';' {
+            k |= SEMI;
+        }
+        if c == b'@' || c == b';' || c == b'?' || c == b':' {
+            k |= URI_MARK;
+        }
+        t[i] = k;
         i += 1;
     }
     t
 }
 
-static TOKEN: [bool; 256] = token_table();
+static CLASS: [u8; 256] = class_table();
+
+#[inline]
+#[allow(clippy::indexing_slicing)] // a u8 always indexes a 256-entry table
+fn class(c: u8) -> u8 {
+    CLASS[usize::from(c)]
+}
 
 /// True for an RFC 3261 `token` character.
 #[inline]
-#[allow(clippy::indexing_slicing)] // a u8 always indexes a 256-entry table
 pub(crate) fn is_token_char(c: u8) -> bool {
-    TOKEN[usize::from(c)]
+    class(c) & TOKEN != 0
+}
+
+/// What an octet is inside a URI (see [`Uri::parse`](super::Uri::parse)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UriOctet {
+    Plain,
+    /// `@`, `;`, `?` or `:`.
+    Delimiter,
+    /// Controls, SP, DEL, `<`, `>`, `"`: never in a URI as carried by SIP.
+    Forbidden,
+}
+
+#[inline]
+pub(crate) fn uri_octet(c: u8) -> UriOctet {
+    let k = class(c);
+    if k & URI_FORBIDDEN != 0 {
+        UriOctet::Forbidden
+    } else if k & URI_MARK != 0 {
+        UriOctet::Delimiter
+    } else {
+        UriOctet::Plain
+    }
+}
+
+/// True for a hostname or IPv4 character.
+#[inline]
+pub(crate) fn is_host_char(c: u8) -> bool {
+    class(c) & HOST != 0
 }
 
 /// True when `b` is a non-empty `token`.
@@ -80,10 +154,18 @@ pub(crate) fn from(b: &[u8], start: usize) -> &[u8] {
     b.get(start..).unwrap_or_default()
 }
 
+/// Position of the first `c` in `b`. A plain loop: the slices searched here (URIs,
+/// parameters, names) are a few dozen bytes, where `memchr`'s dispatch costs more than
+/// it saves. Header lines and bodies still use `memchr`.
+#[inline]
+pub(crate) fn find(b: &[u8], c: u8) -> Option<usize> {
+    b.iter().position(|&x| x == c)
+}
+
 /// Splits at the first `sep`: `(before, Some(after))`, or `(b, None)` without one.
 #[inline]
 pub(crate) fn split_once(b: &[u8], sep: u8) -> (&[u8], Option<&[u8]>) {
-    match memchr::memchr(sep, b) {
+    match find(b, sep) {
         Some(i) => (sub(b, 0, i), Some(from(b, i + 1))),
         None => (b, None),
     }
@@ -135,24 +217,24 @@ fn scan_quoted(b: &[u8], gbk_tolerant: bool) -> Option<usize> {
 /// An unterminated quote or bracket hides every later separator.
 pub(crate) fn find_top_level(b: &[u8], sep: u8) -> Option<usize> {
     let mut i = 0;
-    let mut in_angle = false;
-    while let Some(&c) = b.get(i) {
-        if c == b'"' {
-            i += quoted_len(from(b, i))?;
-            continue;
+    loop {
+        let j = i + match sep {
+            b',' => from(b, i)
+                .iter()
+                .position(|&c| class(c) & (OPENER | COMMA) != 0)?,
+            b';' => from(b, i)
+                .iter()
+                .position(|&c| class(c) & (OPENER | SEMI) != 0)?,
+            _ => from(b, i)
+                .iter()
+                .position(|&c| c == sep || class(c) & OPENER != 0)?,
+        };
+        match b.get(j) {
+            Some(b'"') if sep != b'"' => i = j + quoted_len(from(b, j))?,
+            Some(b'<') if sep != b'<' => i = j + 2 + find(from(b, j + 1), b'>')?,
+            _ => return Some(j),
         }
-        if in_angle {
-            if c == b'>' {
-                in_angle = false;
-            }
-        } else if c == b'<' {
-            in_angle = true;
-        } else if c == sep {
-            return Some(i);
-        }
-        i += 1;
     }
-    None
 }
 
 /// Iterator over the pieces of `b` separated by a top-level `sep` (see
@@ -225,37 +307,57 @@ pub(crate) fn unquote(b: &[u8]) -> &[u8] {
     }
 }
 
+/// Octets allowed in an unquoted parameter value: visible, and not a separator.
+#[inline]
+fn is_value_char(c: u8) -> bool {
+    class(c) & VALUE != 0
+}
+
+#[inline]
+fn skip_ws(b: &[u8], mut i: usize) -> usize {
+    while b.get(i).copied().is_some_and(is_ws) {
+        i += 1;
+    }
+    i
+}
+
 /// Checks a `;`-separated generic-param list (RFC 3261 `generic-param`): no empty
 /// element, a token name, and a value that is a quoted string or a run of visible
-/// octets without separators (token, host and IPv6 reference all fit).
+/// octets without separators (token, host and IPv6 reference all fit). One pass.
 pub(crate) fn validate_params(list: &[u8]) -> bool {
-    for p in split_top_level(list, b';') {
-        let p = trim(p);
-        if p.is_empty() {
+    let mut i = 0;
+    loop {
+        i = skip_ws(list, i);
+        let name_start = i;
+        while list.get(i).copied().is_some_and(is_token_char) {
+            i += 1;
+        }
+        if i == name_start {
             return false;
         }
-        let (name, value) = split_once(p, b'=');
-        if !is_token(trim(name)) {
-            return false;
-        }
-        if let Some(v) = value {
-            let v = trim(v);
-            if v.is_empty() {
-                return false;
-            }
-            if v.first() == Some(&b'"') {
-                if quoted_len(v) != Some(v.len()) {
-                    return false;
+        i = skip_ws(list, i);
+        if list.get(i) == Some(&b'=') {
+            i = skip_ws(list, i + 1);
+            match list.get(i) {
+                Some(b'"') => match quoted_len(from(list, i)) {
+                    Some(n) => i += n,
+                    None => return false,
+                },
+                Some(&c) if is_value_char(c) => {
+                    while list.get(i).copied().is_some_and(is_value_char) {
+                        i += 1;
+                    }
                 }
-            } else if !v
-                .iter()
-                .all(|&c| c > b' ' && c != 0x7f && !matches!(c, b'"' | b'<' | b'>' | b',' | b';'))
-            {
-                return false;
+                _ => return false,
             }
+            i = skip_ws(list, i);
+        }
+        match list.get(i) {
+            None => return true,
+            Some(b';') => i += 1,
+            Some(_) => return false,
         }
     }
-    true
 }
 
 #[inline]
@@ -271,7 +373,7 @@ fn hex_val(c: u8) -> Option<u8> {
 /// Decodes `%XX` escapes (RFC 3261 §19.1.2, §25.1 `escaped`). Borrows when there is no
 /// `%`; an invalid escape (`%ZK`) is kept literally. `%00` becomes a NUL byte.
 pub(crate) fn unescape(b: &[u8]) -> Cow<'_, [u8]> {
-    if memchr::memchr(b'%', b).is_none() {
+    if find(b, b'%').is_none() {
         return Cow::Borrowed(b);
     }
     let mut out = Vec::with_capacity(b.len());

@@ -49,10 +49,12 @@ struct Span {
 }
 
 impl Span {
+    /// Offsets come from a buffer already cut to [`MAX_MESSAGE_LEN`], so they fit.
+    #[allow(clippy::cast_possible_truncation)]
     fn new(start: usize, end: usize) -> Span {
         Span {
-            start: u32::try_from(start).unwrap_or(u32::MAX),
-            end: u32::try_from(end).unwrap_or(u32::MAX),
+            start: start as u32,
+            end: end as u32,
         }
     }
 
@@ -112,7 +114,9 @@ impl<'a> SipMessage<'a> {
         let b = from(buf, lead);
         let scan = sub(b, 0, b.len().min(MAX_MESSAGE_LEN));
 
-        let lf = match memchr::memchr(b'\n', scan) {
+        // One searcher for every line break of the header section.
+        let mut breaks = memchr::memchr_iter(b'\n', scan);
+        let lf = match breaks.next() {
             Some(i) => i,
             None if b.len() >= MAX_MESSAGE_LEN => return Err(SipError::TooLarge),
             None if could_start_sip(b) => return Err(SipError::Truncated),
@@ -127,8 +131,8 @@ impl<'a> SipMessage<'a> {
         let mut folded = false;
         let mut pos = lf + 1;
         let header_end = loop {
-            let nl = match memchr::memchr(b'\n', from(scan, pos)) {
-                Some(i) => pos + i,
+            let nl = match breaks.next() {
+                Some(i) => i,
                 None if b.len() >= MAX_MESSAGE_LEN => return Err(SipError::TooLarge),
                 None => return Err(SipError::Truncated),
             };
@@ -147,11 +151,19 @@ impl<'a> SipMessage<'a> {
                     folded = true;
                 }
                 Some(_) => {
-                    let colon = memchr::memchr(b':', line).ok_or(SipError::BadHeader)?;
-                    let name = lex::trim_end(sub(line, 0, colon));
-                    if !lex::is_token(name) {
+                    // name = token, then optional SP/HT, then ':' (RFC 3261 HCOLON).
+                    let name_len = line
+                        .iter()
+                        .position(|&c| !lex::is_token_char(c))
+                        .unwrap_or(line.len());
+                    let mut colon = name_len;
+                    while matches!(line.get(colon), Some(b' ' | b'\t')) {
+                        colon += 1;
+                    }
+                    if name_len == 0 || line.get(colon) != Some(&b':') {
                         return Err(SipError::BadHeader);
                     }
+                    let name = sub(line, 0, name_len);
                     if headers.len() >= MAX_HEADERS {
                         return Err(SipError::TooManyHeaders);
                     }
@@ -219,53 +231,54 @@ impl<'a> SipMessage<'a> {
     /// and every Contact value (regbadct). Missing headers are not an error here (insuf);
     /// see [`SipMessage::require_dialog_headers`].
     pub fn validate(&self) -> Result<(), SipError> {
-        let mut counts = [0u8; HEADER_NAME_COUNT];
+        // One pass over the index; a singleton seen twice fails at once.
+        let mut seen = [false; HEADER_NAME_COUNT];
         for h in &self.headers {
-            if let Some(c) = counts.get_mut(h.id as usize) {
-                *c = c.saturating_add(1);
-            }
-        }
-        for id in [
-            HeaderName::CallId,
-            HeaderName::From,
-            HeaderName::To,
-            HeaderName::CSeq,
-            HeaderName::MaxForwards,
-            HeaderName::ContentType,
-        ] {
-            if counts.get(id as usize).copied().unwrap_or(0) > 1 {
-                return Err(SipError::MultipleSingletonHeaders);
-            }
-        }
-        if let Some(v) = self.header(HeaderName::CallId) {
-            if v.is_empty() || v.iter().any(|&c| lex::is_ws(c)) {
-                return Err(SipError::BadHeader);
-            }
-        }
-        for id in [HeaderName::From, HeaderName::To] {
-            if let Some(v) = self.header(id) {
-                NameAddr::parse(v)?;
-            }
-        }
-        if let Some(v) = self.header(HeaderName::CSeq) {
-            let cseq = CSeq::parse(v)?;
-            if let StartLine::Request { method, .. } = self.start {
-                if cseq.method != method {
-                    return Err(SipError::CSeqMethodMismatch);
+            let v = h.value.of(&self.text);
+            match h.id {
+                HeaderName::CallId
+                | HeaderName::From
+                | HeaderName::To
+                | HeaderName::CSeq
+                | HeaderName::MaxForwards
+                | HeaderName::ContentType => {
+                    if let Some(s) = seen.get_mut(h.id as usize) {
+                        if *s {
+                            return Err(SipError::MultipleSingletonHeaders);
+                        }
+                        *s = true;
+                    }
                 }
+                _ => {}
             }
-        }
-        for v in self.headers(HeaderName::Via) {
-            for part in lex::split_top_level(v, b',') {
-                Via::parse(part)?;
-            }
-        }
-        for v in self.headers(HeaderName::Contact) {
-            if v == b"*" {
-                continue;
-            }
-            for part in lex::split_top_level(v, b',') {
-                NameAddr::parse(part)?;
+            match h.id {
+                HeaderName::CallId => {
+                    if v.is_empty() || v.iter().any(|&c| lex::is_ws(c)) {
+                        return Err(SipError::BadHeader);
+                    }
+                }
+                HeaderName::From | HeaderName::To => {
+                    NameAddr::parse(v)?;
+                }
+                HeaderName::CSeq => {
+                    let cseq = CSeq::parse(v)?;
+                    if let StartLine::Request { method, .. } = self.start {
+                        if cseq.method != method {
+                            return Err(SipError::CSeqMethodMismatch);
+                        }
+                    }
+                }
+                HeaderName::Via => {
+                    for part in lex::split_top_level(v, b',') {
+                        Via::parse(part)?;
+                    }
+                }
+                HeaderName::Contact if v != b"*" => {
+                    for part in lex::split_top_level(v, b',') {
+                        NameAddr::parse(part)?;
+                    }
+                }
+                _ => {}
             }
         }
         Ok(())
@@ -606,9 +619,16 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, SipError> {
         };
         return Ok(StartLine::Response { code, reason });
     }
-    if memchr::memmem::find(line, b"SIP/").is_none() {
-        return Err(SipError::NotSip);
-    }
+    parse_request_line(line).map_err(|e| {
+        if memchr::memmem::find(line, b"SIP/").is_none() {
+            SipError::NotSip
+        } else {
+            e
+        }
+    })
+}
+
+fn parse_request_line(line: &[u8]) -> Result<StartLine<'_>, SipError> {
     let sp1 = memchr::memchr(b' ', line).ok_or(SipError::BadStartLine)?;
     let sp2 = memchr::memrchr(b' ', line).ok_or(SipError::BadStartLine)?;
     let method = sub(line, 0, sp1);
@@ -631,11 +651,11 @@ fn parse_start_line(line: &[u8]) -> Result<StartLine<'_>, SipError> {
     if matches!(uri.scheme_kind(), Scheme::Sip | Scheme::Sips) {
         // RFC 3261 §19.1.1: no headers in a SIP Request-URI. The user part may hold a
         // '?', so only look after it.
-        let after_user = match memchr::memchr(b'@', uri_raw) {
+        let after_user = match lex::find(uri_raw, b'@') {
             Some(at) => from(uri_raw, at),
             None => uri_raw,
         };
-        if memchr::memchr(b'?', after_user).is_some() {
+        if lex::find(after_user, b'?').is_some() {
             return Err(SipError::BadUri);
         }
     }

@@ -43,22 +43,30 @@ impl<'a> Uri<'a> {
     /// (RFC 4475 ltgtruri, lwsruri, badaspec); a `sip:`/`sips:` URI needs a host, and a
     /// port must fit 16 bits.
     pub fn parse(b: &'a [u8]) -> Result<Uri<'a>, SipError> {
-        if b.iter()
-            .any(|&c| c <= b' ' || c == 0x7f || matches!(c, b'<' | b'>' | b'"'))
+        // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ':'.
+        let colon = b
+            .iter()
+            .position(|&c| !(c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.')))
+            .ok_or(SipError::BadUri)?;
+        let scheme = sub(b, 0, colon);
+        let rest = from(b, colon + 1);
+        if b.get(colon) != Some(&b':')
+            || !scheme.first().is_some_and(u8::is_ascii_alphabetic)
+            || rest.is_empty()
         {
             return Err(SipError::BadUri);
         }
-        let (scheme, rest) = split_once(b, b':');
-        let rest = rest.ok_or(SipError::BadUri)?;
-        let scheme_ok = scheme.first().is_some_and(u8::is_ascii_alphabetic)
-            && scheme
-                .iter()
-                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'+' | b'-' | b'.'));
-        if !scheme_ok || rest.is_empty() {
-            return Err(SipError::BadUri);
+        // One pass over the rest: reject forbidden octets and note the delimiters.
+        let mut marks = Marks::default();
+        for (i, &c) in rest.iter().enumerate() {
+            match lex::uri_octet(c) {
+                lex::UriOctet::Plain => {}
+                lex::UriOctet::Delimiter => marks.see(i, c),
+                lex::UriOctet::Forbidden => return Err(SipError::BadUri),
+            }
         }
         match classify(scheme) {
-            Scheme::Sip | Scheme::Sips => parse_sip(scheme, rest),
+            Scheme::Sip | Scheme::Sips => parse_sip(scheme, rest, &marks),
             Scheme::Tel => {
                 let (number, params) = split_once(rest, b';');
                 if number.is_empty() {
@@ -136,47 +144,76 @@ impl<'a> Uri<'a> {
 }
 
 fn classify(scheme: &[u8]) -> Scheme {
-    if scheme.eq_ignore_ascii_case(b"sip") {
-        Scheme::Sip
-    } else if scheme.eq_ignore_ascii_case(b"sips") {
-        Scheme::Sips
-    } else if scheme.eq_ignore_ascii_case(b"tel") {
-        Scheme::Tel
-    } else {
-        Scheme::Other
+    match scheme {
+        [s, i, p] if s | 0x20 == b's' && i | 0x20 == b'i' && p | 0x20 == b'p' => Scheme::Sip,
+        [s, i, p, s2]
+            if s | 0x20 == b's' && i | 0x20 == b'i' && p | 0x20 == b'p' && s2 | 0x20 == b's' =>
+        {
+            Scheme::Sips
+        }
+        [t, e, l] if t | 0x20 == b't' && e | 0x20 == b'e' && l | 0x20 == b'l' => Scheme::Tel,
+        _ => Scheme::Other,
     }
 }
 
-/// `[userinfo "@"] hostport uri-parameters [headers]`. The user part may hold `;`, `?`
-/// and `,` (RFC 3261 §25.1 `user-unreserved`; RFC 4475 semiuri, intmeth), but never an
-/// unescaped `@`, so the first `@` ends it.
-fn parse_sip<'a>(scheme: &'a [u8], rest: &'a [u8]) -> Result<Uri<'a>, SipError> {
-    let (user, hp) = match memchr::memchr(b'@', rest) {
+/// Delimiter positions found by the single pass of [`Uri::parse`]. The user part may
+/// hold `;`, `?` and `,` (RFC 3261 §25.1 `user-unreserved`; RFC 4475 semiuri, intmeth)
+/// but never an unescaped `@`, so the first `@` ends it and the delimiters seen before
+/// it are forgotten.
+#[derive(Default)]
+struct Marks {
+    at: Option<usize>,
+    /// First ':' before the '@' (user:password).
+    user_colon: Option<usize>,
+    /// First ';' or '?' after the '@' (or from the start without one).
+    term: Option<usize>,
+    /// First '?' after the '@'.
+    question: Option<usize>,
+}
+
+impl Marks {
+    #[inline]
+    fn see(&mut self, i: usize, c: u8) {
+        match c {
+            b'@' if self.at.is_none() => {
+                self.at = Some(i);
+                self.term = None;
+                self.question = None;
+            }
+            b':' if self.at.is_none() && self.user_colon.is_none() => self.user_colon = Some(i),
+            b';' | b'?' => {
+                if self.term.is_none() {
+                    self.term = Some(i);
+                }
+                if c == b'?' && self.question.is_none() {
+                    self.question = Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `[userinfo "@"] hostport uri-parameters [headers]`, from the marks of one pass.
+fn parse_sip<'a>(scheme: &'a [u8], rest: &'a [u8], m: &Marks) -> Result<Uri<'a>, SipError> {
+    let (user, hp_start) = match m.at {
         Some(at) => {
-            let userinfo = sub(rest, 0, at);
-            let user = split_once(userinfo, b':').0;
-            if user.is_empty() {
+            let user_end = m.user_colon.filter(|&c| c < at).unwrap_or(at);
+            if user_end == 0 {
                 return Err(SipError::BadUri);
             }
-            (Some(user), from(rest, at + 1))
+            (Some(sub(rest, 0, user_end)), at + 1)
         }
-        None => (None, rest),
+        None => (None, 0),
     };
-    let hostport_end = hp
-        .iter()
-        .position(|&c| c == b';' || c == b'?')
-        .unwrap_or(hp.len());
-    let hostport = sub(hp, 0, hostport_end);
-    let tail = from(hp, hostport_end);
-    let (params, headers) = match tail.first() {
-        Some(b';') => {
-            let (p, h) = split_once(from(tail, 1), b'?');
-            (p, h.unwrap_or_default())
-        }
-        Some(_) => (&[][..], from(tail, 1)),
-        None => (&[][..], &[][..]),
+    let hp_end = m.term.unwrap_or(rest.len());
+    let (params, headers) = match (m.term, m.question) {
+        (None, _) => (&[][..], &[][..]),
+        (Some(t), Some(q)) if q == t => (&[][..], from(rest, q + 1)),
+        (Some(t), Some(q)) => (sub(rest, t + 1, q), from(rest, q + 1)),
+        (Some(t), None) => (from(rest, t + 1), &[][..]),
     };
-    let (host, port) = split_hostport(hostport)?;
+    let (host, port) = split_hostport(sub(rest, hp_start, hp_end))?;
     Ok(Uri {
         scheme,
         user,
@@ -191,7 +228,7 @@ fn parse_sip<'a>(scheme: &'a [u8], rest: &'a [u8]) -> Result<Uri<'a>, SipError> 
 /// non-empty and made of hostname/IPv4 characters (`_` tolerated, seen in the field).
 pub(crate) fn split_hostport(hp: &[u8]) -> Result<(&[u8], Option<u16>), SipError> {
     let (host, port) = if hp.first() == Some(&b'[') {
-        let close = memchr::memchr(b']', hp).ok_or(SipError::BadUri)?;
+        let close = lex::find(hp, b']').ok_or(SipError::BadUri)?;
         let inner = sub(hp, 1, close);
         if inner.is_empty()
             || !inner
@@ -209,11 +246,7 @@ pub(crate) fn split_hostport(hp: &[u8]) -> Result<(&[u8], Option<u16>), SipError
         (sub(hp, 0, close + 1), port)
     } else {
         let (h, p) = split_once(hp, b':');
-        if h.is_empty()
-            || !h
-                .iter()
-                .all(|&c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
-        {
+        if h.is_empty() || !h.iter().all(|&c| lex::is_host_char(c)) {
             return Err(SipError::BadUri);
         }
         (h, p)

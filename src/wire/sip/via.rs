@@ -77,7 +77,7 @@ impl<'a> Via<'a> {
 
     /// The sent-by host (IPv6 references keep their brackets) and port.
     pub fn host_port(&self) -> Result<(&'a [u8], Option<u16>), SipError> {
-        let (h, p) = match memchr::memrchr(b':', self.sent_by) {
+        let (h, p) = match self.sent_by.iter().rposition(|&c| c == b':') {
             // A ':' inside an IPv6 reference is not the port separator.
             Some(i) if !from(self.sent_by, i).contains(&b']') => (
                 trim(sub(self.sent_by, 0, i)),
