@@ -102,7 +102,7 @@ fn run_and_check(steps: &[Step], max_legs: usize) {
         });
         assert!(engine.legs_tracked() <= max_legs, "table over its cap");
         while let Some(ev) = engine.poll_event() {
-            let leg = ev.leg();
+            let Some(leg) = ev.leg() else { continue };
             if let Some(end) = ended.get(&leg.leg_id).copied() {
                 let fresh = matches!(ev, Event::LegRinging { .. })
                     && leg.invite_at >= end.plus_millis(32_000);
@@ -138,7 +138,7 @@ fn run_and_check(steps: &[Step], max_legs: usize) {
     engine.finish();
     while let Some(ev) = engine.poll_event() {
         assert!(
-            !ended.contains_key(&ev.leg().leg_id),
+            !ev.leg().is_some_and(|l| ended.contains_key(&l.leg_id)),
             "event after end at finish"
         );
         if let Event::LegEnded { at, leg } = ev {

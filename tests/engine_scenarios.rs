@@ -711,3 +711,84 @@ fn personal_calls_are_flagged_only_when_enabled() {
         CaptureTime::from_millis(1_800_000_000_000 + 182_000)
     );
 }
+
+fn register(call_id: &str, cseq: u32, agent: &str, expires: u32) -> Vec<u8> {
+    format!(
+        "REGISTER sip:pbx SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.1.1:5060;branch=z9hG4bKr{cseq}\r\nFrom: <sip:{agent}@pbx>;tag=r1\r\nTo: <sip:{agent}@pbx>\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{agent}@10.0.1.1:5060>\r\nExpires: {expires}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn register_ok(call_id: &str, cseq: u32, agent: &str, expires: u32) -> Vec<u8> {
+    format!(
+        "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.1.1:5060;branch=z9hG4bKr{cseq}\r\nFrom: <sip:{agent}@pbx>;tag=r1\r\nTo: <sip:{agent}@pbx>;tag=reg\r\nCall-ID: {call_id}\r\nCSeq: {cseq} REGISTER\r\nContact: <sip:{agent}@10.0.1.1:5060>;expires={expires}\r\nContent-Length: 0\r\n\r\n"
+    )
+    .into_bytes()
+}
+
+fn registrations(run: &Run) -> Vec<(String, &'static str, i64)> {
+    run.events
+        .iter()
+        .filter_map(|e| match e {
+            Event::AgentRegistration(c) => Some((
+                c.agent.clone(),
+                c.state.as_str(),
+                (c.at.0 / 1000) - 1_800_000_000_000,
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_phone_that_stops_refreshing_its_registration_goes_offline_at_expiry() {
+    let mut run = Run::new(engine());
+    run.at(0, PHONE1, PBX, register("reg-8001", 1, "8001", 3600))
+        .at(10, PBX, PHONE1, register_ok("reg-8001", 1, "8001", 60))
+        // A refresh at 50 s pushes the expiry to 110 s; the 60 s deadline is stale.
+        .at(50_000, PHONE1, PBX, register("reg-8001", 2, "8001", 60))
+        .at(50_010, PBX, PHONE1, register_ok("reg-8001", 2, "8001", 60));
+    run.tick(109_000);
+    assert_eq!(
+        registrations(&run),
+        vec![
+            ("8001".into(), "registered", 10),
+            ("8001".into(), "registered", 50_010)
+        ]
+    );
+    run.tick(111_000);
+    assert_eq!(
+        registrations(&run).last().unwrap(),
+        &("8001".to_string(), "expired", 110_010)
+    );
+    // A register for a non-agent user is not tracked.
+    run.at(120_000, PHONE1, PBX, register("reg-x", 1, "4000", 60))
+        .at(120_010, PBX, PHONE1, register_ok("reg-x", 1, "4000", 60));
+    assert_eq!(registrations(&run).len(), 3);
+}
+
+#[test]
+fn unregistering_with_expires_zero_is_reported_at_once() {
+    let mut run = Run::new(engine());
+    run.at(0, PHONE1, PBX, register("reg-8002", 1, "8002", 600))
+        .at(10, PBX, PHONE1, register_ok("reg-8002", 1, "8002", 600))
+        .at(5000, PHONE1, PBX, register("reg-8002", 2, "8002", 0))
+        .at(
+            5010,
+            PBX,
+            PHONE1,
+            String::from_utf8(register_ok("reg-8002", 2, "8002", 0))
+                .unwrap()
+                .into_bytes(),
+        );
+    assert_eq!(
+        registrations(&run).last().unwrap(),
+        &("8002".to_string(), "unregistered", 5010)
+    );
+    run.tick(700_000);
+    assert_eq!(
+        registrations(&run).len(),
+        2,
+        "no expiry after an unregister"
+    );
+}

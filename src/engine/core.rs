@@ -19,6 +19,7 @@ use super::hold::{HoldChange, HoldTracker};
 use super::input::{Captured, PayloadHint, SourceId};
 use super::leg::{Direction, EndReason, HangupBy, LegRecord, Outcome, Party, Survey};
 use super::media::leg::LegMedia;
+use super::registrations::{self, RegState, Registrations};
 use super::rules::{self, RuleId, Violation};
 use super::stats::EngineStats;
 use super::timers::{Deadlines, TimerKind};
@@ -226,6 +227,9 @@ pub struct Engine {
     streams: HashMap<StreamKey, StreamOwners>,
     /// Where a party of a leg receives RTP, from its SDP → leg and party.
     media_addrs: HashMap<SocketAddr, SmallVec<[(u64, Party); 2]>>,
+    registrations: Registrations,
+    /// Registration expiry deadlines: timer id → (agent, generation).
+    reg_timers: HashMap<u64, (String, u64)>,
     stats: EngineStats,
 }
 
@@ -244,6 +248,8 @@ impl Engine {
             customer_order: VecDeque::new(),
             streams: HashMap::new(),
             media_addrs: HashMap::new(),
+            registrations: Registrations::default(),
+            reg_timers: HashMap::new(),
             stats: EngineStats::default(),
         }
     }
@@ -354,7 +360,8 @@ impl Engine {
                     )
                 }
                 Method::Cancel => self.on_cancel(pkt, &msg, call_id, from_tag, cseq.seq),
-                Method::Register | Method::Options => {}
+                Method::Register => self.on_register(pkt, &msg, call_id, cseq.seq, &to),
+                Method::Options => {}
                 _ => {
                     if let Some(to_tag) = to_tag {
                         self.on_dialog_request(
@@ -758,6 +765,9 @@ impl Engine {
         cseq: u32,
         method: Method<'_>,
     ) {
+        if method == Method::Register {
+            return self.on_register_response(pkt, msg, code, call_id, cseq);
+        }
         let mut initial: SmallVec<[u64; 2]> = SmallVec::new();
         let mut in_dialog: SmallVec<[u64; 2]> = SmallVec::new();
         let mut weak: SmallVec<[u64; 2]> = SmallVec::new();
@@ -1009,6 +1019,65 @@ impl Engine {
                 self.emit_leg(id, at, |at, leg| Event::LegResumed { at, leg });
             }
         }
+    }
+
+    // ---- registrations -----------------------------------------------------------------
+
+    /// A REGISTER for an agent's extension (the To user is the address of record).
+    fn on_register(
+        &mut self,
+        pkt: &Captured<'_>,
+        msg: &SipMessage<'_>,
+        call_id: &[u8],
+        cseq: u32,
+        to: &NameAddr<'_>,
+    ) {
+        let Some(user) = to.uri.user_unescaped() else {
+            return;
+        };
+        if !self.settings.extensions.contains(&user) {
+            return;
+        }
+        let agent = String::from_utf8_lossy(&user).into_owned();
+        let requested = registrations::expires_of(
+            msg.contact().and_then(|c| c.param(b"expires")),
+            msg.header(HeaderName::Expires),
+        );
+        self.registrations
+            .on_request(call_id, cseq, agent, requested, pkt.at, pkt.src);
+    }
+
+    fn on_register_response(
+        &mut self,
+        pkt: &Captured<'_>,
+        msg: &SipMessage<'_>,
+        code: u16,
+        call_id: &[u8],
+        cseq: u32,
+    ) {
+        let granted = registrations::expires_of(
+            msg.contact().and_then(|c| c.param(b"expires")),
+            msg.header(HeaderName::Expires),
+        );
+        let Some((change, gen)) = self
+            .registrations
+            .on_response(call_id, cseq, code, granted, pkt.at)
+        else {
+            return;
+        };
+        if let RegState::Registered { until } = change.state {
+            let id = self.next_leg;
+            self.next_leg += 1;
+            self.reg_timers.insert(id, (change.agent.clone(), gen));
+            self.deadlines
+                .schedule(pkt.source, until, id, TimerKind::RegistrationExpiry);
+        }
+        self.events.push_back(Event::AgentRegistration(change));
+    }
+
+    /// The registration state of every agent phone seen registering.
+    pub fn registrations(&self) -> impl Iterator<Item = (&str, RegState)> {
+        self.registrations.all()
     }
 
     // ---- media ---------------------------------------------------------------------
@@ -1425,6 +1494,14 @@ impl Engine {
     // ---- deadlines -----------------------------------------------------------------
 
     fn fire(&mut self, id: u64, kind: TimerKind, due: CaptureTime) {
+        if kind == TimerKind::RegistrationExpiry {
+            if let Some((agent, gen)) = self.reg_timers.remove(&id) {
+                if let Some(change) = self.registrations.on_expiry(&agent, gen, due) {
+                    self.events.push_back(Event::AgentRegistration(change));
+                }
+            }
+            return;
+        }
         let s = (
             self.settings.late_answer_ms,
             self.settings.ring_timeout_ms,
@@ -1435,6 +1512,7 @@ impl Engine {
         };
         let ringing = leg.state == LegState::Ringing;
         match kind {
+            TimerKind::RegistrationExpiry => {}
             TimerKind::Linger => {
                 if leg.state == LegState::Ended {
                     self.remove_leg(id);

@@ -2,6 +2,7 @@
 //! carries the leg as known at that moment.
 
 use super::leg::LegRecord;
+use super::registrations::RegChange;
 use super::rules::Violation;
 use crate::time::CaptureTime;
 
@@ -32,6 +33,8 @@ pub enum Event {
         at: CaptureTime,
         leg: Box<LegRecord>,
     },
+    /// An agent's phone registered, unregistered, or let its registration expire.
+    AgentRegistration(RegChange),
 }
 
 impl Event {
@@ -43,17 +46,20 @@ impl Event {
             | Event::LegResumed { at, .. }
             | Event::ViolationRaised { at, .. }
             | Event::LegEnded { at, .. } => *at,
+            Event::AgentRegistration(c) => c.at,
         }
     }
 
-    pub fn leg(&self) -> &LegRecord {
+    /// The leg the event is about; None for agent events.
+    pub fn leg(&self) -> Option<&LegRecord> {
         match self {
             Event::LegRinging { leg, .. }
             | Event::LegAnswered { leg, .. }
             | Event::LegHeld { leg, .. }
             | Event::LegResumed { leg, .. }
             | Event::ViolationRaised { leg, .. }
-            | Event::LegEnded { leg, .. } => leg,
+            | Event::LegEnded { leg, .. } => Some(leg),
+            Event::AgentRegistration(_) => None,
         }
     }
 }

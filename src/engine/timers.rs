@@ -18,6 +18,9 @@ pub enum TimerKind {
     MaxLeg,
     MediaTimeout,
     Linger,
+    /// An agent phone's registration runs out (the id is the agent's registration
+    /// generation key, not a leg).
+    RegistrationExpiry,
 }
 
 /// One deadline: when, which leg, what for.

@@ -583,7 +583,7 @@ impl EventSink for MetricsSink {
                     self.m.rtp_lost_packets_total.inc_by(s.lost.max(0) as u64);
                 }
             }
-            Event::LegHeld { .. } | Event::LegResumed { .. } => {}
+            Event::LegHeld { .. } | Event::LegResumed { .. } | Event::AgentRegistration(_) => {}
         }
     }
 
