@@ -4,18 +4,24 @@
 # (dashboards, metric names against SPEC §6 and docs/metrics.md, a real scrape) is
 # tests/ops_kit.rs, run by `cargo test`.
 #
-# promtool comes with Debian's `prometheus` package; it is installed when missing
-# (apt-get, as root or with sudo). Its service is not needed: it is stopped if the
-# package started it. Exits non-zero on any failure; nothing is skipped.
+# It also parses every dashboard query as PromQL (Grafana variables replaced by
+# neutral values), so that a typo in a panel fails here rather than on the wall.
+#
+# promtool comes with Debian's `prometheus` package and jq with `jq`; they are installed
+# when missing (apt-get, as root or with sudo). The Prometheus service is not needed: it
+# is stopped if the package started it. Exits non-zero on any failure; nothing is skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! command -v promtool >/dev/null 2>&1; then
-  echo "== installing promtool (Debian package prometheus)"
+need=()
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v jq >/dev/null 2>&1 || need+=(jq)
+if [ "${#need[@]}" -gt 0 ]; then
+  echo "== installing ${need[*]} (Debian packages)"
   export DEBIAN_FRONTEND=noninteractive
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
   # The package enables a Prometheus service on :9090; these checks need only promtool.
   if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
     $SUDO systemctl stop prometheus || true
@@ -38,5 +44,21 @@ promtool check config "$tmp/prometheus.yml"
 
 echo "== promtool test rules $tests"
 promtool test rules "$tests"
+
+echo "== dashboard queries parse as PromQL"
+# Each panel query becomes a recording rule of a throw-away rule file (JSON is YAML).
+jq -n '[inputs | .. | objects | select(has("expr")) | .expr]
+  | to_entries
+  | {groups: [{name: "dashboard_queries", rules: map({
+      record: "dashboard_query_\(.key)",
+      expr: (.value
+        | gsub("\\$\\{?__rate_interval\\}?"; "1m")
+        | gsub("\\$\\{?__interval\\}?"; "1m")
+        | gsub("\\$\\{?__range\\}?"; "1h")
+        | gsub("\\$\\{?[A-Za-z_]+(:[a-z]+)?\\}?"; ".*"))})}]}' \
+  dashboards/*.json > "$tmp/dashboard-queries.json"
+n=$(jq '.groups[0].rules | length' "$tmp/dashboard-queries.json")
+[ "$n" -gt 0 ] || { echo "no dashboard query found" >&2; exit 1; }
+promtool check rules "$tmp/dashboard-queries.json"
 
 echo "== ops kit: promtool checks passed"
