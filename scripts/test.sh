@@ -21,6 +21,9 @@ cargo fmt --all -- --check
 echo "== cargo clippy"
 cargo clippy --all-targets --locked -- -D warnings
 
+echo "== ops kit (promtool rules, unit tests, dashboard queries)"
+bash scripts/check_ops_kit.sh
+
 echo "== cargo test"
 cargo test --locked --all-targets 2>&1 | tee /tmp/callwatch-test.log
 grep -q "test result:" /tmp/callwatch-test.log
