@@ -134,11 +134,22 @@ impl CallSpec {
         format!("sip:{}@{}", self.agent, self.switch.ip())
     }
 
+    /// RTP port of one side: a different even port per call, as a switch allocates them.
+    fn media_port(&self, from_phone: bool) -> u16 {
+        let h = self
+            .call_id
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+        let base = if from_phone { 30_000 } else { 10_000 };
+        base + 2 * (h % 10_000) as u16
+    }
+
     fn sdp(&self, from_phone: bool) -> String {
-        let (ip, port) = if from_phone {
-            (self.phone.ip(), 30_000)
+        let port = self.media_port(from_phone);
+        let ip = if from_phone {
+            self.phone.ip()
         } else {
-            (self.switch.ip(), 20_000)
+            self.switch.ip()
         };
         format!(
             "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
@@ -466,12 +477,21 @@ pub struct LoadgenReport {
     pub bytes_sent: u64,
     pub send_errors: u64,
     pub elapsed: Duration,
+    /// Packets sent and time taken while calls were being started (the steady load,
+    /// before the calls in flight wind down).
+    pub window_packets: u64,
+    pub window: Duration,
     pub by_story: [u64; 5],
 }
 
 impl LoadgenReport {
     pub fn packets_per_sec(&self) -> f64 {
         self.packets_sent as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The rate while calls were being started.
+    pub fn window_packets_per_sec(&self) -> f64 {
+        self.window_packets as f64 / self.window.as_secs_f64().max(1e-9)
     }
 }
 
@@ -654,6 +674,10 @@ pub async fn run(
         }
         flush(&mut link, &mut out).await?;
         let starting_over = stop_starting.is_some_and(|end| next_call >= end);
+        if starting_over && report.window.is_zero() {
+            report.window = start.elapsed();
+            report.window_packets = report.packets_sent;
+        }
         if starting_over && due.is_empty() {
             break;
         }
