@@ -28,6 +28,16 @@ struct Clock {
     floor: CaptureTime,
 }
 
+impl Clock {
+    fn now(&mut self, grace: i64, wall: Instant) -> CaptureTime {
+        let elapsed = micros(wall.saturating_duration_since(self.received));
+        let run = CaptureTime(self.latest.0.saturating_add(elapsed.saturating_sub(grace)));
+        let t = run.max(self.latest).max(self.floor);
+        self.floor = t;
+        t
+    }
+}
+
 /// The clocks of every capture source seen, capped at `max_sources`.
 #[derive(Debug)]
 pub struct SourceClocks {
@@ -95,18 +105,13 @@ impl SourceClocks {
     /// The source's time at wall instant `wall`; None for a source never seen.
     pub fn now(&mut self, source: SourceId, wall: Instant) -> Option<CaptureTime> {
         let grace = micros(self.grace);
-        let c = self.clocks.get_mut(&source)?;
-        let elapsed = micros(wall.saturating_duration_since(c.received));
-        let run = CaptureTime(c.latest.0.saturating_add(elapsed.saturating_sub(grace)));
-        let t = run.max(c.latest).max(c.floor);
-        c.floor = t;
-        Some(t)
+        self.clocks.get_mut(&source).map(|c| c.now(grace, wall))
     }
 
     /// The latest "now" of any source (for the day boundary of daily figures).
     pub fn latest_now(&mut self, wall: Instant) -> Option<CaptureTime> {
-        let ids: Vec<SourceId> = self.clocks.keys().copied().collect();
-        ids.into_iter().filter_map(|s| self.now(s, wall)).max()
+        let grace = micros(self.grace);
+        self.clocks.values_mut().map(|c| c.now(grace, wall)).max()
     }
 
     /// The wall instant at which `source`'s clock reaches `t` (now or in the past when

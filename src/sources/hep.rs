@@ -442,6 +442,30 @@ mod tests {
     }
 
     #[test]
+    fn hep_v2_is_taken_with_its_capture_id() {
+        let mut b = vec![2u8, 28, 2, 17];
+        b.extend_from_slice(&5060u16.to_be_bytes());
+        b.extend_from_slice(&5062u16.to_be_bytes());
+        b.extend_from_slice(&[10, 0, 0, 1, 10, 0, 1, 1]);
+        b.extend_from_slice(&1_800_000_000u32.to_le_bytes());
+        b.extend_from_slice(&5u32.to_le_bytes());
+        b.extend_from_slice(&9u16.to_le_bytes());
+        b.extend_from_slice(&[0, 0]);
+        b.extend_from_slice(b"OPTIONS sip:x SIP/2.0\r\n\r\n");
+        let Decoded::Packet(p) = decode(&b, None, Instant::now()) else {
+            panic!("not decoded")
+        };
+        assert_eq!(p.source, SourceId(9));
+        assert_eq!(p.hint, PayloadHint::Sip);
+        assert_eq!(p.at, CaptureTime::from_secs_micros(1_800_000_000, 5));
+        // v2 has no auth chunk: refused when a key is configured.
+        assert!(matches!(
+            decode(&b, Some(b"k"), Instant::now()),
+            Decoded::Error("hep_auth")
+        ));
+    }
+
+    #[test]
     fn zero_timestamp_is_the_receive_time() {
         let b = HepBuilder::packet(
             "10.0.0.1:5060".parse().unwrap(),
