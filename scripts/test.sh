@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 
 need_pkgs=()
 command -v tshark >/dev/null 2>&1 || need_pkgs+=(tshark)
+# Real SIP software for the live-daemon test (Kamailio siptrace → HEP, SIPp calls).
+command -v kamailio >/dev/null 2>&1 || need_pkgs+=(kamailio)
+command -v sipp >/dev/null 2>&1 || need_pkgs+=(sip-tester)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "== installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -49,8 +49,7 @@ pub struct EngineLoopOptions {
     pub max_sources: usize,
     /// Most packets handled between two looks at the deadlines.
     pub batch: usize,
-    /// Housekeeping period: heartbeat, gauges, and the deadlines of every source when
-    /// there are several (the engine reports only the earliest in capture time).
+    /// Housekeeping period: heartbeat and gauges.
     pub tick: Duration,
 }
 
@@ -102,28 +101,26 @@ impl State {
 
     /// Fires every deadline due on its source's clock at wall instant `wall`.
     fn fire_due(&mut self, wall: Instant) {
-        while let Some((src, t)) = self.engine.poll_timeout() {
-            match self.clocks.now(src, wall) {
-                Some(now) if t <= now => self.engine.handle_timeout(src, now),
-                _ => break,
-            }
-        }
-        // The engine names only the earliest deadline in capture time; with sources
-        // whose clocks disagree another may be due first in wall time.
-        if self.clocks.len() > 1 {
-            let sources: Vec<SourceId> = self.clocks.sources().collect();
-            for s in sources {
-                if let Some(now) = self.clocks.now(s, wall) {
-                    self.engine.handle_timeout(s, now);
-                }
-            }
+        let due: Vec<(SourceId, CaptureTime)> = self
+            .engine
+            .poll_timeouts()
+            .filter_map(|(src, t)| {
+                let now = self.clocks.now(src, wall)?;
+                (t <= now).then_some((src, now))
+            })
+            .collect();
+        for (src, now) in due {
+            self.engine.handle_timeout(src, now);
         }
     }
 
-    /// When to wake up for the next deadline.
+    /// When to wake up for the next deadline: the earliest in wall time over every
+    /// source, each deadline converted on its own source's clock.
     fn next_wake(&self) -> Option<Instant> {
-        let (src, t) = self.engine.poll_timeout()?;
-        self.clocks.wall_at(src, t)
+        self.engine
+            .poll_timeouts()
+            .filter_map(|(src, t)| self.clocks.wall_at(src, t))
+            .min()
     }
 
     fn deliver(&mut self, queue_depth: usize) {

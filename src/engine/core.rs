@@ -41,6 +41,8 @@ const CANCEL_GRACE_MS: u64 = 32_000;
 const BYE_GRACE_MS: u64 = 4_000;
 /// RTP addresses one leg may announce over its re-INVITEs; more are counted and ignored.
 const MAX_MEDIA_ADDRS: usize = 8;
+/// Open legs one RTP address may belong to at once.
+const MAX_OWNERS_PER_ADDR: usize = 4;
 /// Non-agent dialogs remembered to name the customer of a B2BUA-linked agent leg.
 const MAX_CUSTOMER_DIALOGS: usize = 16_384;
 
@@ -282,6 +284,11 @@ impl Engine {
     /// The next deadline, with the source whose clock it runs on.
     pub fn poll_timeout(&self) -> Option<(SourceId, CaptureTime)> {
         self.deadlines.next()
+    }
+
+    /// The next deadline of every source, each on its own clock.
+    pub fn poll_timeouts(&self) -> impl Iterator<Item = (SourceId, CaptureTime)> + '_ {
+        self.deadlines.next_per_source()
     }
 
     /// Advances `source`'s clock to `now` and fires its deadlines due by then.
@@ -1119,6 +1126,11 @@ impl Engine {
         owners.retain(|(owner, _)| {
             *owner != id && legs.get(owner).is_some_and(|l| l.state != LegState::Ended)
         });
+        // Open legs sharing one address are an internal call (two) or a switch that
+        // reuses a port; past a few, the newest announcer wins so the list stays short.
+        if owners.len() >= MAX_OWNERS_PER_ADDR {
+            owners.remove(0);
+        }
         owners.push((id, party));
     }
 

@@ -54,6 +54,14 @@ impl Deadlines {
             .min_by_key(|(s, t)| (*t, *s))
     }
 
+    /// The earliest deadline of each source (sources' clocks may disagree, so the
+    /// earliest in capture time is not always the first due in wall time).
+    pub fn next_per_source(&self) -> impl Iterator<Item = (SourceId, CaptureTime)> + '_ {
+        self.heaps
+            .iter()
+            .filter_map(|(s, h)| h.peek().map(|Reverse((t, _, _))| (*s, *t)))
+    }
+
     /// Pops one deadline of `source` due at or before `now`.
     pub fn pop_due(&mut self, source: SourceId, now: CaptureTime) -> Option<Entry> {
         let heap = self.heaps.get_mut(&source)?;
