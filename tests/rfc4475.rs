@@ -722,3 +722,30 @@ fn parse_throughput() {
         with_getters.as_nanos() as f64 / f64::from(n),
     );
 }
+
+/// Per-component cost probe for profiling under valgrind: CALLWATCH_PROBE selects what
+/// to loop over (framing, uri, from, via, contact, cseq, name, validate).
+#[test]
+#[ignore = "profiling aid"]
+fn component_probe() {
+    use std::hint::black_box;
+    let which = std::env::var("CALLWATCH_PROBE").unwrap_or_default();
+    let n = 10_000;
+    let m = SipMessage::parse(TYPICAL_INVITE).unwrap();
+    let from = m.header(HeaderName::From).unwrap();
+    let via = m.header(HeaderName::Via).unwrap();
+    let contact = m.header(HeaderName::Contact).unwrap();
+    for _ in 0..n {
+        match which.as_str() {
+            "framing" => drop(black_box(SipMessage::parse_lenient(black_box(TYPICAL_INVITE)))),
+            "validate" => drop(black_box(black_box(&m).validate())),
+            "uri" => drop(black_box(callwatch::wire::sip::Uri::parse(black_box(b"sip:13800138000@10.20.30.1")))),
+            "from" => drop(black_box(NameAddr::parse(black_box(from)))),
+            "via" => drop(black_box(callwatch::wire::sip::Via::parse(black_box(via)))),
+            "contact" => drop(black_box(NameAddr::parse(black_box(contact)))),
+            "cseq" => drop(black_box(CSeq::parse(black_box(b"27461 INVITE")))),
+            "name" => drop(black_box(HeaderName::from_bytes(black_box(b"Content-Type")))),
+            _ => {}
+        }
+    }
+}

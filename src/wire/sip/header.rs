@@ -195,12 +195,7 @@ impl HeaderName {
             _ => &[],
         };
         for &(lower, id) in candidates {
-            if lower.first() == Some(&first)
-                && name
-                    .iter()
-                    .zip(lower)
-                    .all(|(&a, &b)| a.to_ascii_lowercase() == b)
-            {
+            if lower.first() == Some(&first) && eq_folded(name, lower) {
                 return id;
             }
         }
@@ -211,6 +206,39 @@ impl HeaderName {
     pub fn matches(self, name: &[u8]) -> bool {
         self != HeaderName::Other && HeaderName::from_bytes(name) == self
     }
+}
+
+/// `name` equals `lower` (already lowercase) ignoring ASCII case, eight bytes at a time.
+fn eq_folded(name: &[u8], lower: &[u8]) -> bool {
+    if name.len() != lower.len() {
+        return false;
+    }
+    let (mut a, mut b) = (name, lower);
+    while let (Some((x, ra)), Some((y, rb))) =
+        (a.split_first_chunk::<8>(), b.split_first_chunk::<8>())
+    {
+        if lowercase8(u64::from_le_bytes(*x)) != u64::from_le_bytes(*y) {
+            return false;
+        }
+        a = ra;
+        b = rb;
+    }
+    a.iter().zip(b).all(|(&x, &y)| x.to_ascii_lowercase() == y)
+}
+
+/// ASCII lowercase of eight packed bytes (SWAR): adds 0x20 to exactly the bytes in
+/// `A..=Z`, leaving every other byte, non-ASCII included, unchanged.
+#[inline]
+fn lowercase8(x: u64) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let low = x & LOW7;
+    // High bit set where the low 7 bits are >= 'A' (0x41), resp. > 'Z' (0x5A); no carry
+    // crosses bytes because each byte is at most 0x7F + 0x3F.
+    let ge_a = low + 0x3f3f_3f3f_3f3f_3f3f;
+    let gt_z = low + 0x2525_2525_2525_2525;
+    let upper = (ge_a & !gt_z) & !x & HIGH;
+    x | (upper >> 2)
 }
 
 #[cfg(test)]
@@ -277,11 +305,37 @@ mod tests {
     }
 
     #[test]
+    fn swar_lowercase_matches_std() {
+        let bytes: Vec<u8> = (0u8..=255).collect();
+        for chunk in bytes.chunks(8) {
+            let x = u64::from_le_bytes(chunk.try_into().unwrap());
+            let want: Vec<u8> = chunk.iter().map(u8::to_ascii_lowercase).collect();
+            assert_eq!(lowercase8(x).to_le_bytes().to_vec(), want);
+        }
+    }
+
+    #[test]
     fn unknown_names_are_other() {
         assert_eq!(HeaderName::from_bytes(b"C%6Fntact"), HeaderName::Other);
         assert_eq!(HeaderName::from_bytes(b"X-Call-ID"), HeaderName::Other);
         assert_eq!(HeaderName::from_bytes(b""), HeaderName::Other);
         assert_eq!(HeaderName::from_bytes(b"z"), HeaderName::Other);
+        // CR folds onto '-' under `| 0x20`; it must not alias.
+        assert_eq!(HeaderName::from_bytes(b"Call\rID"), HeaderName::Other);
+        assert_eq!(HeaderName::from_bytes(b"Call-Id"), HeaderName::CallId);
+        assert_eq!(HeaderName::from_bytes(b"CALL_ID"), HeaderName::Other);
+        assert_eq!(
+            HeaderName::from_bytes(b"CONTENT\rLENGTH"),
+            HeaderName::Other
+        );
+        assert_eq!(
+            HeaderName::from_bytes(b"content-length"),
+            HeaderName::ContentLength
+        );
+        assert_eq!(
+            HeaderName::from_bytes(b"Content-\xc5ength"),
+            HeaderName::Other
+        );
         assert!(HeaderName::CallId.matches(b"i"));
         assert!(!HeaderName::Other.matches(b"Foo"));
     }

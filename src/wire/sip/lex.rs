@@ -80,26 +80,17 @@ pub(crate) fn is_token_char(c: u8) -> bool {
     class(c) & TOKEN != 0
 }
 
-/// What an octet is inside a URI (see [`Uri::parse`](super::Uri::parse)).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum UriOctet {
-    Plain,
-    /// `@`, `;`, `?` or `:`.
-    Delimiter,
-    /// Controls, SP, DEL, `<`, `>`, `"`: never in a URI as carried by SIP.
-    Forbidden,
+/// True for an octet that needs a closer look inside a URI: a delimiter (`@ ; ? :`) or
+/// one that is never allowed (controls, SP, DEL, `<`, `>`, `"`). One test per octet.
+#[inline]
+pub(crate) fn is_uri_special(c: u8) -> bool {
+    class(c) & (URI_MARK | URI_FORBIDDEN) != 0
 }
 
+/// True for an octet never allowed in a URI as carried by SIP.
 #[inline]
-pub(crate) fn uri_octet(c: u8) -> UriOctet {
-    let k = class(c);
-    if k & URI_FORBIDDEN != 0 {
-        UriOctet::Forbidden
-    } else if k & URI_MARK != 0 {
-        UriOctet::Delimiter
-    } else {
-        UriOctet::Plain
-    }
+pub(crate) fn is_uri_forbidden(c: u8) -> bool {
+    class(c) & URI_FORBIDDEN != 0
 }
 
 /// True for a hostname or IPv4 character.
@@ -325,6 +316,14 @@ fn skip_ws(b: &[u8], mut i: usize) -> usize {
 /// element, a token name, and a value that is a quoted string or a run of visible
 /// octets without separators (token, host and IPv6 reference all fit). One pass.
 pub(crate) fn validate_params(list: &[u8]) -> bool {
+    scan_params(list, b"").is_some()
+}
+
+/// [`validate_params`] that also returns the value of the parameter `want`
+/// (case-insensitive, as [`param`] would): `None` when the list is invalid,
+/// `Some(None)` when valid without `want`.
+pub(crate) fn scan_params<'a>(list: &'a [u8], want: &[u8]) -> Option<Option<&'a [u8]>> {
+    let mut found = None;
     let mut i = 0;
     loop {
         i = skip_ws(list, i);
@@ -333,29 +332,37 @@ pub(crate) fn validate_params(list: &[u8]) -> bool {
             i += 1;
         }
         if i == name_start {
-            return false;
+            return None;
         }
+        let wanted = found.is_none() && sub(list, name_start, i).eq_ignore_ascii_case(want);
+        let mut value = &[][..];
         i = skip_ws(list, i);
         if list.get(i) == Some(&b'=') {
             i = skip_ws(list, i + 1);
+            let value_start = i;
             match list.get(i) {
-                Some(b'"') => match quoted_len(from(list, i)) {
-                    Some(n) => i += n,
-                    None => return false,
-                },
+                Some(b'"') => {
+                    let n = quoted_len(from(list, i))?;
+                    i += n;
+                    value = sub(list, value_start + 1, i - 1);
+                }
                 Some(&c) if is_value_char(c) => {
                     while list.get(i).copied().is_some_and(is_value_char) {
                         i += 1;
                     }
+                    value = sub(list, value_start, i);
                 }
-                _ => return false,
+                _ => return None,
             }
             i = skip_ws(list, i);
         }
+        if wanted {
+            found = Some(value);
+        }
         match list.get(i) {
-            None => return true,
+            None => return Some(found),
             Some(b';') => i += 1,
-            Some(_) => return false,
+            Some(_) => return None,
         }
     }
 }
@@ -468,6 +475,11 @@ mod tests {
         assert_eq!(param(list, b"x"), Some(&b"quoted"[..]));
         assert_eq!(param(list, b"none"), None);
         assert!(validate_params(list));
+        assert_eq!(scan_params(list, b"q"), Some(Some(&b"0.33"[..])));
+        assert_eq!(scan_params(list, b"X"), Some(Some(&b"quoted"[..])));
+        assert_eq!(scan_params(list, b"SecondParam"), Some(Some(&b""[..])));
+        assert_eq!(scan_params(list, b"none"), Some(None));
+        assert_eq!(scan_params(b"a;;b", b"a"), None);
         assert!(!validate_params(b";;"));
         assert!(!validate_params(b"a="));
         assert!(!validate_params(b"a b=1"));

@@ -129,6 +129,7 @@ impl<'a> SipMessage<'a> {
 
         let mut headers: SmallVec<[HeaderSlot; 32]> = SmallVec::new();
         let mut folded = false;
+        let mut count = 0usize;
         let mut pos = lf + 1;
         let header_end = loop {
             let nl = match breaks.next() {
@@ -164,21 +165,37 @@ impl<'a> SipMessage<'a> {
                         return Err(SipError::BadHeader);
                     }
                     let name = sub(line, 0, name_len);
-                    if headers.len() >= MAX_HEADERS {
+                    count += 1;
+                    if count > MAX_HEADERS {
                         return Err(SipError::TooManyHeaders);
                     }
+                    // Trimmed here; a folded value is trimmed again below.
+                    let raw_value = from(line, colon + 1);
+                    let lead = raw_value
+                        .iter()
+                        .position(|&c| c != b' ' && c != b'\t')
+                        .unwrap_or(raw_value.len());
+                    let trail = raw_value
+                        .iter()
+                        .rev()
+                        .position(|&c| c != b' ' && c != b'\t')
+                        .unwrap_or(0);
+                    let value_start = pos + colon + 1 + lead;
+                    let value_end = line_end.saturating_sub(trail).max(value_start);
                     headers.push(HeaderSlot {
                         id: HeaderName::from_bytes(name),
                         name: Span::new(pos, pos + name.len()),
-                        value: Span::new(pos + colon + 1, line_end),
+                        value: Span::new(value_start, value_end),
                     });
                 }
             }
             pos = nl + 1;
         };
 
-        for h in headers.iter_mut() {
-            h.value = trimmed(b, h.value);
+        if folded {
+            for h in headers.iter_mut() {
+                h.value = trimmed(b, h.value);
+            }
         }
 
         let mut content_length = None;
@@ -583,7 +600,7 @@ fn could_start_sip(b: &[u8]) -> bool {
 }
 
 fn check_version(v: &[u8]) -> Result<(), SipError> {
-    if v.eq_ignore_ascii_case(b"SIP/2.0") {
+    if v == b"SIP/2.0" || v.eq_ignore_ascii_case(b"SIP/2.0") {
         Ok(())
     } else if lex::starts_with_ic(v, b"SIP/") {
         Err(SipError::BadVersion)

@@ -59,10 +59,11 @@ impl<'a> Uri<'a> {
         // One pass over the rest: reject forbidden octets and note the delimiters.
         let mut marks = Marks::default();
         for (i, &c) in rest.iter().enumerate() {
-            match lex::uri_octet(c) {
-                lex::UriOctet::Plain => {}
-                lex::UriOctet::Delimiter => marks.see(i, c),
-                lex::UriOctet::Forbidden => return Err(SipError::BadUri),
+            if lex::is_uri_special(c) {
+                if lex::is_uri_forbidden(c) {
+                    return Err(SipError::BadUri);
+                }
+                marks.see(i, c);
             }
         }
         match classify(scheme) {
@@ -245,11 +246,20 @@ pub(crate) fn split_hostport(hp: &[u8]) -> Result<(&[u8], Option<u16>), SipError
         };
         (sub(hp, 0, close + 1), port)
     } else {
-        let (h, p) = split_once(hp, b':');
-        if h.is_empty() || !h.iter().all(|&c| lex::is_host_char(c)) {
+        // One pass: host characters up to an optional ':'.
+        let end = hp
+            .iter()
+            .position(|&c| !lex::is_host_char(c))
+            .unwrap_or(hp.len());
+        let port = match hp.get(end) {
+            None => None,
+            Some(b':') => Some(from(hp, end + 1)),
+            Some(_) => return Err(SipError::BadUri),
+        };
+        if end == 0 {
             return Err(SipError::BadUri);
         }
-        (h, p)
+        (sub(hp, 0, end), port)
     };
     let port = match port {
         None => None,

@@ -47,15 +47,18 @@ impl<'a> Via<'a> {
         }
         let (sent_by, params) = lex::split_once(rest, b';');
         let sent_by = trim(sent_by);
-        let params = params.map(trim);
-        if sent_by.is_empty() || params.is_some_and(|p| !lex::validate_params(p)) {
+        if sent_by.is_empty() {
             return Err(SipError::BadVia);
         }
-        let params = params.unwrap_or_default();
+        // Validate the parameters and find the branch in one pass.
+        let (params, branch) = match params.map(trim) {
+            None => (&[][..], None),
+            Some(p) => (p, lex::scan_params(p, b"branch").ok_or(SipError::BadVia)?),
+        };
         let via = Via {
             transport,
             sent_by,
-            branch: lex::param(params, b"branch"),
+            branch,
             params,
         };
         via.host_port().map_err(|_| SipError::BadVia)?;
