@@ -269,10 +269,8 @@ impl<'a> SipMessage<'a> {
                 _ => {}
             }
             match h.id {
-                HeaderName::CallId => {
-                    if v.is_empty() || v.iter().any(|&c| lex::is_ws(c)) {
-                        return Err(SipError::BadHeader);
-                    }
+                HeaderName::CallId if v.is_empty() || v.iter().any(|&c| lex::is_ws(c)) => {
+                    return Err(SipError::BadHeader);
                 }
                 HeaderName::From | HeaderName::To => {
                     NameAddr::parse(v)?;
