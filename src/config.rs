@@ -137,14 +137,34 @@ impl Default for LongHoldConfig {
 pub struct AudioConfig {
     pub min_mos: f64,
     pub max_loss_pct: f64,
+    /// E-model constants per codec, overriding the G.113 defaults
+    /// (`[rules.audio.codecs.G729] ie = 11.0, bpl = 19.0, delay_ms = 25.0`).
+    pub codecs: BTreeMap<String, CodecConstants>,
 }
 impl Default for AudioConfig {
     fn default() -> Self {
         AudioConfig {
             min_mos: 3.6,
             max_loss_pct: 3.0,
+            codecs: BTreeMap::new(),
         }
     }
+}
+
+/// ITU-T G.107 equipment impairment `ie`, packet-loss robustness `bpl`, and the delay
+/// the codec adds (`delay_ms`), for one codec named as SDP names it (`PCMU`, `G729`,
+/// `opus`...).
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CodecConstants {
+    pub ie: f64,
+    pub bpl: f64,
+    #[serde(default = "default_codec_delay_ms")]
+    pub delay_ms: f64,
+}
+
+fn default_codec_delay_ms() -> f64 {
+    20.0
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -201,10 +221,55 @@ impl Default for ScorecardConfig {
     }
 }
 
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     pub secret: String,
+    /// How long an inspector's login lasts.
+    pub session_minutes: u32,
+    /// Accounts of the inspectors' API (`[[auth.users]]`, docs/inspectors.md). With
+    /// none, every `/api/` route but login and `openapi.json` answers 401.
+    pub users: Vec<UserConfig>,
+}
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            secret: String::new(),
+            session_minutes: 480,
+            users: Vec::new(),
+        }
+    }
+}
+
+/// One named account (Art. 100: no shared logins): `password_hash` is an Argon2id PHC
+/// string as `callwatch hash-password` prints it.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    pub role: Role,
+    pub password_hash: String,
+}
+
+/// What an account may do: viewers read masked data and scorecards, inspectors also
+/// give verdicts and may see full customer numbers (audited), admins also read the
+/// audit trail.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Viewer,
+    Inspector,
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Inspector => "inspector",
+            Role::Admin => "admin",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -225,12 +290,16 @@ impl Default for HttpConfig {
 pub struct StoreConfig {
     pub url: String,
     pub retention_days: u32,
+    /// The daemon's own files (store spool, generated auth secret); empty: the SQLite
+    /// file's folder, else `data`.
+    pub data_dir: String,
 }
 impl Default for StoreConfig {
     fn default() -> Self {
         StoreConfig {
             url: "sqlite://data/callwatch.db".into(),
             retention_days: 365,
+            data_dir: String::new(),
         }
     }
 }
@@ -369,6 +438,20 @@ impl Config {
                 "must be between 0 and 100",
             ));
         }
+        for (name, c) in &self.rules.audio.codecs {
+            let key = format!("rules.audio.codecs.{name}");
+            if crate::engine::media::CodecId::from_encoding_name(name)
+                == crate::engine::media::CodecId::Other
+            {
+                return Err(invalid(&key, "unknown codec name"));
+            }
+            if !(0.0..=100.0).contains(&c.ie) || !(1.0..=100.0).contains(&c.bpl) {
+                return Err(invalid(&key, "ie must be 0-100 and bpl 1-100"));
+            }
+            if !(0.0..=500.0).contains(&c.delay_ms) {
+                return Err(invalid(&key, "delay_ms must be 0-500"));
+            }
+        }
         if self.rules.survey.uris.iter().any(|u| u.trim().is_empty()) {
             return Err(invalid("rules.survey.uris", "empty survey user"));
         }
@@ -390,6 +473,13 @@ impl Config {
         parse_addr("capture.hep_listen", &self.capture.hep_listen)?;
         parse_addr("http.listen", &self.http.listen)?;
         check_secret(&self.auth.secret)?;
+        check_users(&self.auth.users)?;
+        if !(1..=10_080).contains(&self.auth.session_minutes) {
+            return Err(invalid(
+                "auth.session_minutes",
+                "must be between 1 and 10080 (a week)",
+            ));
+        }
         if !(self.store.url.starts_with("sqlite:")
             || self.store.url.starts_with("postgres://")
             || self.store.url.starts_with("postgresql://"))
@@ -467,6 +557,39 @@ fn check_secret(secret: &str) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// Names unique (case-insensitively: no two people share a login), each password an
+/// Argon2id PHC string.
+fn check_users(users: &[UserConfig]) -> Result<(), ConfigError> {
+    let mut seen = std::collections::BTreeSet::new();
+    for (i, u) in users.iter().enumerate() {
+        let key = format!("auth.users[{i}]");
+        if u.name.is_empty()
+            || u.name.chars().count() > 64
+            || u.name.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(invalid(
+                &format!("{key}.name"),
+                "must be 1 to 64 characters without spaces",
+            ));
+        }
+        if !seen.insert(u.name.to_lowercase()) {
+            return Err(invalid(
+                &format!("{key}.name"),
+                format!("{:?} is listed twice", u.name),
+            ));
+        }
+        let ok = argon2::PasswordHash::new(&u.password_hash)
+            .is_ok_and(|h| h.algorithm.as_str() == "argon2id" && h.hash.is_some());
+        if !ok {
+            return Err(invalid(
+                &format!("{key}.password_hash"),
+                "must be an Argon2id PHC string ($argon2id$...), see `callwatch hash-password`",
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,6 +648,31 @@ mod tests {
         assert!(c.clone().validate(None).is_err());
         c.auth.secret = "x".repeat(40);
         assert!(c.validate(None).is_ok());
+    }
+
+    #[test]
+    fn codec_constants_are_checked() {
+        let mut c = Config::default();
+        c.rules.audio.codecs.insert(
+            "NOTACODEC".into(),
+            CodecConstants {
+                ie: 1.0,
+                bpl: 10.0,
+                delay_ms: 20.0,
+            },
+        );
+        let err = c.validate(None).unwrap_err().to_string();
+        assert!(err.contains("rules.audio.codecs.NOTACODEC"), "{err}");
+        let mut c = Config::default();
+        c.rules.audio.codecs.insert(
+            "G729".into(),
+            CodecConstants {
+                ie: 11.0,
+                bpl: 0.0,
+                delay_ms: 25.0,
+            },
+        );
+        assert!(c.validate(None).is_err());
     }
 
     #[test]

@@ -792,3 +792,46 @@ fn unregistering_with_expires_zero_is_reported_at_once() {
         "no expiry after an unregister"
     );
 }
+
+#[test]
+fn codec_constants_from_config_change_the_mos() {
+    let story = |engine: callwatch::engine::Engine| {
+        let d = inbound("mos1", "13812345678", "8001");
+        let mut run = Run::new(engine);
+        run.at(0, PBX, PHONE1, d.invite()).at(
+            2000,
+            PHONE1,
+            PBX,
+            d.response(200, 1, "INVITE", "inv", SDP_SENDRECV),
+        );
+        for i in 0..200u16 {
+            let t = 2100 + i64::from(i) * 20;
+            run.at(
+                t,
+                "10.0.0.9:40000",
+                "10.0.1.1:30000",
+                rtp_packet(i, u32::from(i) * 160, 7),
+            );
+        }
+        run.at(9000, PBX, PHONE1, d.request("BYE", 2, false, "bye", ""))
+            .finish();
+        run.only_leg().clone()
+    };
+    let clean = story(engine());
+    let mos = clean.media[0].mos.unwrap();
+    assert!((4.3..4.5).contains(&mos), "clean G.711: {mos}");
+    assert!(clean.violations.is_empty());
+    let harsh = story(engine_with(|c| {
+        c.rules.audio.codecs.insert(
+            "PCMU".into(),
+            callwatch::config::CodecConstants {
+                ie: 30.0,
+                bpl: 10.0,
+                delay_ms: 20.0,
+            },
+        );
+    }));
+    let mos = harsh.media[0].mos.unwrap();
+    assert!(mos < 3.6, "Ie 30 from the config: {mos}");
+    assert_eq!(rules_of(&harsh), vec![RuleId::PoorAudio]);
+}

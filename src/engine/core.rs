@@ -19,6 +19,7 @@ use super::hold::{HoldChange, HoldTracker};
 use super::input::{Captured, PayloadHint, SourceId};
 use super::leg::{Direction, EndReason, HangupBy, LegRecord, Outcome, Party, Survey};
 use super::media::leg::LegMedia;
+use super::media::{CodecId, CodecImpairment};
 use super::registrations::{self, RegState, Registrations};
 use super::rules::{self, RuleId, Violation};
 use super::stats::EngineStats;
@@ -62,6 +63,8 @@ pub struct EngineSettings {
     pub min_mos: f64,
     pub max_loss_pct: f64,
     pub one_way_min_ms: u64,
+    /// E-model constants that override the defaults, from `rules.audio.codecs`.
+    pub codec_constants: Vec<(CodecId, CodecImpairment)>,
     /// `rules.personal_call` when enabled: (allow patterns, queue users).
     pub personal_call: Option<(Vec<String>, Vec<String>)>,
     /// Most agent legs tracked at once; an INVITE beyond it is counted and ignored.
@@ -92,6 +95,23 @@ impl EngineSettings {
             min_mos: c.rules.audio.min_mos,
             max_loss_pct: c.rules.audio.max_loss_pct,
             one_way_min_ms: c.rules.one_way_audio.min_ms,
+            codec_constants: c
+                .rules
+                .audio
+                .codecs
+                .iter()
+                .map(|(name, k)| {
+                    (
+                        CodecId::from_encoding_name(name),
+                        CodecImpairment {
+                            ie: k.ie,
+                            bpl: k.bpl,
+                            codec_delay_ms: k.delay_ms,
+                            assumed: false,
+                        },
+                    )
+                })
+                .collect(),
             personal_call: c.rules.personal_call.enabled.then(|| {
                 (
                     c.rules.personal_call.allow.clone(),
@@ -1449,7 +1469,13 @@ impl Engine {
             };
             raise.extend(v);
         }
-        leg.rec.media = leg.media.records();
+        let codecs = &self.settings.codec_constants;
+        leg.rec.media = leg.media.records(&|c| {
+            codecs
+                .iter()
+                .find(|(id, _)| *id == c)
+                .map_or_else(|| CodecImpairment::for_codec(c), |(_, k)| *k)
+        });
         if answered && leg.media.has_rtp() {
             let (min_mos, max_loss) = (self.settings.min_mos, self.settings.max_loss_pct);
             raise.extend(rules::poor_audio::check(

@@ -204,8 +204,9 @@ impl LegMedia {
         }
     }
 
-    /// The figures of every stream, with codec and estimated MOS.
-    pub fn records(&self) -> Vec<MediaRecord> {
+    /// The figures of every stream, with codec and estimated MOS (`constants` gives
+    /// each codec's E-model constants).
+    pub fn records(&self, constants: &dyn Fn(CodecId) -> CodecImpairment) -> Vec<MediaRecord> {
         self.streams
             .iter()
             .map(|s| {
@@ -214,13 +215,9 @@ impl LegMedia {
                     .payload_type
                     .and_then(|pt| s.stats.payloads().resolve(pt))
                     .map(|p| p.codec);
-                let mos = codec.filter(|c| !c.is_auxiliary()).map(|c| {
-                    estimate_mos(
-                        &CodecImpairment::for_codec(c),
-                        f.loss_pct.max(0.0),
-                        f.mean_jitter_ms,
-                    )
-                });
+                let mos = codec
+                    .filter(|c| !c.is_auxiliary())
+                    .map(|c| estimate_mos(&constants(c), f.loss_pct.max(0.0), f.mean_jitter_ms));
                 MediaRecord {
                     ssrc: s.ssrc,
                     from: s.from,
