@@ -16,5 +16,6 @@ pub mod loadgen;
 pub mod report;
 pub mod sinks;
 pub mod sources;
+pub mod store;
 pub mod time;
 pub mod wire;

@@ -87,7 +87,7 @@ impl State {
                 .inc();
             return;
         }
-        self.engine.handle_packet(&Captured {
+        let captured = Captured {
             at: p.at,
             source: p.source,
             src: p.src,
@@ -96,7 +96,11 @@ impl State {
             hint: p.hint,
             payload: &p.payload,
             correlation_id: p.correlation_id.as_deref(),
-        });
+        };
+        for s in self.sinks.iter_mut() {
+            s.on_packet(&captured);
+        }
+        self.engine.handle_packet(&captured);
     }
 
     /// Fires every deadline due on its source's clock at wall instant `wall`.

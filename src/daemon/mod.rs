@@ -32,6 +32,7 @@ use crate::config::Validated;
 use crate::engine::rules::RuleId;
 use crate::engine::{Engine, EngineSettings};
 use crate::sinks::metrics::{Metrics, MetricsSink, RuleTeamLabels};
+use crate::sinks::store::{StoreOptions, StoreService};
 use crate::sinks::EventSink;
 use crate::sources::hep::{HepContext, HepOptions};
 
@@ -48,6 +49,7 @@ pub struct Options {
     pub queue_capacity: usize,
     pub engine: EngineLoopOptions,
     pub hep: HepOptions,
+    pub store: StoreOptions,
 }
 
 impl Default for Options {
@@ -56,6 +58,7 @@ impl Default for Options {
             queue_capacity: 16_384,
             engine: EngineLoopOptions::default(),
             hep: HepOptions::default(),
+            store: StoreOptions::default(),
         }
     }
 }
@@ -237,11 +240,14 @@ pub async fn run(
     let http_addr = listeners.http_addr()?;
 
     let engine = Engine::new(EngineSettings::from_config(cfg));
-    let sinks: Vec<Box<dyn EventSink>> = vec![Box::new(MetricsSink::new(
+    let (store, store_sink) = StoreService::start(cfg, &metrics, opts.store.clone()).await?;
+    let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(MetricsSink::new(
         metrics.clone(),
         cfg.zone,
         cfg.raw.rules.late_answer.threshold_ms,
     ))];
+    // The store first: a leg any other sink has shown was acknowledged by the store.
+    sinks.insert(0, Box::new(store_sink));
     let mut engine_task = tokio::spawn(engine_task::run_engine(
         engine,
         rx,
@@ -316,6 +322,8 @@ pub async fn run(
         Ok(Err(e)) => tracing::warn!("HTTP server: {e}"),
         Err(e) => tracing::warn!("HTTP task: {e}"),
     }
+    // The engine task is over (its store sink with it): commit what is spooled.
+    store.shutdown(Duration::from_secs(10)).await;
     match engine_failed {
         Some(e) => Err(e),
         None => Ok(()),

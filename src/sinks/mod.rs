@@ -7,9 +7,10 @@
 //! [`metrics`] is the Prometheus sink (SPEC §6); the wallboard and the store follow.
 
 pub mod metrics;
+pub mod store;
 
 use crate::engine::stats::EngineStats;
-use crate::engine::Event;
+use crate::engine::{Captured, Event};
 use crate::time::CaptureTime;
 
 /// The engine's figures, read after a batch of packets or on the housekeeping tick.
@@ -25,6 +26,9 @@ pub struct Tick<'a> {
 
 /// Receives every engine event, in order, on the engine task.
 pub trait EventSink: Send {
+    /// Every packet, just before the engine handles it (the store keeps the SIP text of
+    /// open calls for the inspectors' ladder). Must be cheap: it runs on the hot path.
+    fn on_packet(&mut self, _packet: &Captured<'_>) {}
     fn on_event(&mut self, ev: &Event);
     fn on_tick(&mut self, _tick: &Tick<'_>) {}
 }

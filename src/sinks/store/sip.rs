@@ -1,0 +1,293 @@
+//! The SIP text of open dialogs, kept by Call-ID until their legs end, so that a flagged
+//! leg is stored with every SIP message captured for it (the inspectors' ladder).
+//!
+//! Input: every packet the engine task hands to the sinks ([`crate::sinks::EventSink::
+//! on_packet`]); only what parses as a SIP message with a Call-ID is kept, whole (all
+//! copies and retransmissions: the ladder shows what the wire carried). Output: the
+//! messages of a leg's Call-ID (and its linked customer Call-ID), in capture order.
+//!
+//! Bounded outside the engine's per-leg memory: `budget_bytes` over all calls, at most
+//! [`MAX_MESSAGES_PER_CALL`] messages per call and [`MAX_MESSAGE_BYTES`] per message.
+//! Calls with no open leg are forgotten [`IDLE_US`] after their last message; calls with
+//! an open leg are kept until the leg ends (and for at most `max_keep_us`). Over budget,
+//! the least recently active call without an open leg goes first, then the least
+//! recently active call; every message dropped that way is counted.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use crate::engine::Captured;
+use crate::store::SipRow;
+use crate::wire::sip::header::HeaderName;
+use crate::wire::sip::message::SipMessage;
+
+pub const MAX_MESSAGES_PER_CALL: usize = 400;
+pub const MAX_MESSAGE_BYTES: usize = 65_535;
+/// A call with no open leg is forgotten this long (capture time) after its last message.
+pub const IDLE_US: i64 = 120 * 1_000_000;
+/// Accounting overhead per kept message (addresses, first line, bookkeeping).
+const OVERHEAD: usize = 160;
+
+#[derive(Debug, Default)]
+struct CallSip {
+    msgs: Vec<SipRow>,
+    bytes: usize,
+    last_at: i64,
+    /// Key in the activity index.
+    key: (i64, u64),
+    /// Legs of this call that are ringing or active.
+    open_legs: HashSet<String>,
+}
+
+/// What was thrown away, for the drop counter.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SipDrops {
+    /// Messages evicted over budget or over the per-call cap.
+    pub messages: u64,
+}
+
+#[derive(Debug)]
+pub struct SipBuffer {
+    calls: HashMap<Vec<u8>, CallSip>,
+    /// (last activity, id) → Call-ID, oldest first.
+    by_activity: BTreeMap<(i64, u64), Vec<u8>>,
+    next_id: u64,
+    bytes: usize,
+    budget_bytes: usize,
+    max_keep_us: i64,
+    drops: SipDrops,
+}
+
+impl SipBuffer {
+    pub fn new(budget_bytes: usize, max_keep_us: i64) -> SipBuffer {
+        SipBuffer {
+            calls: HashMap::new(),
+            by_activity: BTreeMap::new(),
+            next_id: 0,
+            bytes: 0,
+            budget_bytes,
+            max_keep_us,
+            drops: SipDrops::default(),
+        }
+    }
+
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    pub fn calls(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Takes the drops counted since the last call.
+    pub fn take_drops(&mut self) -> SipDrops {
+        std::mem::take(&mut self.drops)
+    }
+
+    /// Keeps the packet when it is a SIP message with a Call-ID.
+    pub fn on_packet(&mut self, p: &Captured<'_>) {
+        if p.payload.len() < 16 {
+            return;
+        }
+        let Ok(msg) = SipMessage::parse_lenient(p.payload) else {
+            return;
+        };
+        let Some(call_id) = msg.header(HeaderName::CallId) else {
+            return;
+        };
+        let call_id = trim(call_id);
+        if call_id.is_empty() {
+            return;
+        }
+        let keep = p.payload.len().min(MAX_MESSAGE_BYTES);
+        let row = SipRow {
+            at: p.at.0,
+            src: p.src.to_string(),
+            dst: p.dst.to_string(),
+            transport: p.transport.as_str().into(),
+            first_line: String::from_utf8_lossy(msg.first_line()).into_owned(),
+            raw: p.payload[..keep].to_vec(),
+        };
+        let size = keep + OVERHEAD;
+        let at = p.at.0;
+        let id = self.next_id;
+        self.next_id += 1;
+        let entry = self.calls.entry(call_id.to_vec()).or_default();
+        if entry.msgs.len() >= MAX_MESSAGES_PER_CALL {
+            self.drops.messages += 1;
+            return;
+        }
+        if !entry.msgs.is_empty() {
+            self.by_activity.remove(&entry.key);
+        }
+        entry.last_at = entry.last_at.max(at);
+        entry.key = (entry.last_at, id);
+        entry.msgs.push(row);
+        entry.bytes += size;
+        self.bytes += size;
+        self.by_activity.insert(entry.key, call_id.to_vec());
+        self.enforce_budget();
+    }
+
+    /// A leg of `call_id` is ringing or active: its call is kept until the leg ends.
+    pub fn leg_open(&mut self, call_id: &[u8], leg_id: &str) {
+        if let Some(c) = self.calls.get_mut(call_id) {
+            if !c.open_legs.contains(leg_id) {
+                c.open_legs.insert(leg_id.to_string());
+            }
+        }
+    }
+
+    /// The leg ended: its call may be forgotten once idle.
+    pub fn leg_closed(&mut self, call_id: &[u8], leg_id: &str) {
+        if let Some(c) = self.calls.get_mut(call_id) {
+            c.open_legs.remove(leg_id);
+        }
+    }
+
+    /// Copies of the messages of these calls, in capture order.
+    pub fn messages(&self, call_ids: &[&[u8]]) -> Vec<SipRow> {
+        let mut out: Vec<SipRow> = Vec::new();
+        let mut seen: HashSet<&[u8]> = HashSet::new();
+        for id in call_ids {
+            if !seen.insert(id) {
+                continue;
+            }
+            if let Some(c) = self.calls.get(*id) {
+                out.extend(c.msgs.iter().cloned());
+            }
+        }
+        out.sort_by_key(|m| m.at);
+        out
+    }
+
+    /// How many messages the calls hold now.
+    pub fn count(&self, call_ids: &[&[u8]]) -> usize {
+        call_ids
+            .iter()
+            .filter_map(|id| self.calls.get(*id))
+            .map(|c| c.msgs.len())
+            .sum()
+    }
+
+    /// Forgets idle calls as of capture time `now`.
+    pub fn expire(&mut self, now: i64) {
+        let mut gone = Vec::new();
+        for (&(last, _), id) in &self.by_activity {
+            if now - last <= IDLE_US {
+                break;
+            }
+            let Some(c) = self.calls.get(id) else {
+                continue;
+            };
+            if c.open_legs.is_empty() || now - last > self.max_keep_us {
+                gone.push(id.clone());
+            }
+        }
+        for id in gone {
+            self.remove(&id);
+        }
+    }
+
+    fn remove(&mut self, call_id: &[u8]) -> usize {
+        match self.calls.remove(call_id) {
+            Some(c) => {
+                self.by_activity.remove(&c.key);
+                self.bytes -= c.bytes;
+                c.msgs.len()
+            }
+            None => 0,
+        }
+    }
+
+    fn enforce_budget(&mut self) {
+        while self.bytes > self.budget_bytes && !self.calls.is_empty() {
+            // The oldest call without an open leg (a bounded look), else the oldest.
+            let victim = self
+                .by_activity
+                .values()
+                .take(64)
+                .find(|id| self.calls.get(*id).is_some_and(|c| c.open_legs.is_empty()))
+                .or_else(|| self.by_activity.values().next())
+                .cloned();
+            let Some(victim) = victim else {
+                break;
+            };
+            let n = self.remove(&victim);
+            self.drops.messages += n as u64;
+        }
+    }
+}
+
+fn trim(b: &[u8]) -> &[u8] {
+    let start = b
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !c.is_ascii_whitespace())
+        .map_or(start, |e| e + 1);
+    &b[start..end.max(start)]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{PayloadHint, SourceId};
+    use crate::time::CaptureTime;
+    use crate::wire::Transport;
+
+    fn sip(call_id: &str, first: &str) -> Vec<u8> {
+        format!(
+            "{first}\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nFrom: <sip:1@a>;tag=1\r\n\
+             To: <sip:8001@b>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn feed(b: &mut SipBuffer, at_s: i64, payload: &[u8]) {
+        b.on_packet(&Captured {
+            at: CaptureTime::from_secs_micros(at_s, 0),
+            source: SourceId(1),
+            src: "10.0.0.1:5060".parse().unwrap(),
+            dst: "10.0.0.2:5060".parse().unwrap(),
+            transport: Transport::Udp,
+            hint: PayloadHint::Sip,
+            payload,
+            correlation_id: None,
+        });
+    }
+
+    #[test]
+    fn messages_of_a_call_come_back_in_order_and_idle_calls_go() {
+        let mut b = SipBuffer::new(1 << 20, 4 * 3600 * 1_000_000);
+        feed(&mut b, 10, &sip("a@x", "INVITE sip:8001@b SIP/2.0"));
+        feed(&mut b, 11, &sip("b@x", "OPTIONS sip:8001@b SIP/2.0"));
+        feed(&mut b, 12, &sip("a@x", "SIP/2.0 180 Ringing"));
+        feed(&mut b, 12, b"\x80\x00 not sip at all, RTP");
+        let m = b.messages(&[b"a@x"]);
+        assert_eq!(m.len(), 2);
+        assert_eq!(m[1].first_line, "SIP/2.0 180 Ringing");
+        b.leg_open(b"a@x", "leg-a");
+        b.expire(12 + 200 * 1_000_000);
+        b.expire(CaptureTime::from_secs_micros(300, 0).0);
+        assert_eq!(b.calls(), 1, "the open call stays, the idle one goes");
+        b.leg_closed(b"a@x", "leg-a");
+        b.expire(CaptureTime::from_secs_micros(300, 0).0);
+        assert_eq!(b.calls(), 0);
+        assert_eq!(b.bytes(), 0);
+    }
+
+    #[test]
+    fn over_budget_the_oldest_call_without_an_open_leg_goes_first() {
+        let one = sip("a@x", "INVITE sip:8001@b SIP/2.0").len() + OVERHEAD;
+        let mut b = SipBuffer::new(one * 2 + 10, i64::MAX);
+        feed(&mut b, 1, &sip("open@x", "INVITE sip:8001@b SIP/2.0"));
+        b.leg_open(b"open@x", "l1");
+        feed(&mut b, 2, &sip("idle@x", "INVITE sip:8002@b SIP/2.0"));
+        feed(&mut b, 3, &sip("new@x", "INVITE sip:8003@b SIP/2.0"));
+        assert_eq!(b.count(&[b"open@x"]), 1);
+        assert_eq!(b.count(&[b"idle@x"]), 0);
+        assert_eq!(b.take_drops().messages, 1);
+    }
+}
