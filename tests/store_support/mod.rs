@@ -1,0 +1,215 @@
+//! Shared by the store and API tests: fresh databases (a SQLite file in a temporary
+//! folder, or a new database on a real PostgreSQL) and leg rows to write.
+//!
+//! PostgreSQL comes from `CALLWATCH_TEST_PG_URL` (`scripts/pg_test.sh CMD` sets it);
+//! without it the first test starts a throwaway cluster with `scripts/pg_test.sh
+//! --start`, stopped when the test process exits. With `CI` set, a PostgreSQL test
+//! that finds no server fails; elsewhere it says so and passes without running.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+
+use callwatch::store::{HoldRow, LegRow, LegWrite, SipRow, ViolationRow};
+
+/// A folder of its own under the system temp folder.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static N: AtomicU64 = AtomicU64::new(0);
+    let d = std::env::temp_dir().join(format!(
+        "callwatch-test-{name}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+pub fn sqlite_url(name: &str) -> String {
+    format!("sqlite://{}/callwatch.db", temp_dir(name).display())
+}
+
+fn pg_server() -> Option<String> {
+    static URL: OnceLock<Option<String>> = OnceLock::new();
+    URL.get_or_init(|| {
+        if let Ok(u) = std::env::var("CALLWATCH_TEST_PG_URL") {
+            if !u.is_empty() {
+                return Some(u);
+            }
+        }
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/pg_test.sh");
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .arg("--start")
+            .arg(std::process::id().to_string())
+            .stderr(std::process::Stdio::inherit())
+            .output()
+            .ok()?;
+        let url = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        (out.status.success() && url.starts_with("postgres://")).then_some(url)
+    })
+    .clone()
+}
+
+/// A new, empty PostgreSQL database for one test, or None (outside CI) when no server
+/// can be had.
+pub async fn pg_url(name: &str) -> Option<String> {
+    let Some(server) = pg_server() else {
+        if std::env::var_os("CI").is_some() {
+            panic!(
+                "no PostgreSQL for the store tests: set CALLWATCH_TEST_PG_URL or install \
+                 postgresql (scripts/pg_test.sh)"
+            );
+        }
+        eprintln!("SKIPPED: no PostgreSQL (set CALLWATCH_TEST_PG_URL or install postgresql)");
+        return None;
+    };
+    static N: AtomicU64 = AtomicU64::new(0);
+    let db = format!(
+        "cw_{}_{}_{}",
+        name.replace(|c: char| !c.is_ascii_alphanumeric(), "_"),
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+    .to_lowercase();
+    let admin = sqlx::PgPool::connect(&server)
+        .await
+        .unwrap_or_else(|e| panic!("connecting to {server}: {e}"));
+    sqlx::query(&format!("DROP DATABASE IF EXISTS {db}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    sqlx::query(&format!("CREATE DATABASE {db}"))
+        .execute(&admin)
+        .await
+        .unwrap();
+    admin.close().await;
+    let (base, query) = match server.split_once('?') {
+        Some((b, q)) => (b.to_string(), format!("?{q}")),
+        None => (server.clone(), String::new()),
+    };
+    let base = match base.rfind('/') {
+        Some(i) if i > "postgres://".len() => base[..i].to_string(),
+        _ => base,
+    };
+    Some(format!("{base}/{db}{query}"))
+}
+
+/// 2026-11-26T09:00:00+08:00 in capture microseconds.
+pub const T0: i64 = 1_795_654_800_000_000;
+pub const SEC: i64 = 1_000_000;
+
+/// An answered inbound leg of `agent` invited at `T0 + at_s` seconds, breaking `rules`.
+pub fn leg(id: &str, agent: &str, at_s: i64, rules: &[&str]) -> LegRow {
+    let invite = T0 + at_s * SEC;
+    LegRow {
+        leg_id: id.into(),
+        call_id: format!("call-{id}"),
+        linked_call_id: None,
+        agent: agent.into(),
+        agent_id: format!("A{agent}"),
+        agent_name: Some(format!("李娜{agent}")),
+        team: Some("一组".into()),
+        direction: "inbound".into(),
+        customer: Some("13812345678".into()),
+        customer_is_internal: false,
+        invite_at: invite,
+        ring_start_at: Some(invite + 100_000),
+        answered_at: Some(invite + 4 * SEC),
+        ended_at: Some(invite + 60 * SEC),
+        ring_ms: Some(3_900),
+        outcome: Some("answered".into()),
+        hangup_by: "customer".into(),
+        survey: "not_required".into(),
+        glare: false,
+        hold_ms: 5_000,
+        end_reason: Some("bye".into()),
+        holds: vec![HoldRow {
+            start_at: invite + 20 * SEC,
+            end_at: Some(invite + 25 * SEC),
+            by: "agent".into(),
+        }],
+        media: if rules.is_empty() {
+            None
+        } else {
+            Some(
+                serde_json::json!([{"ssrc": "0x01020304", "from": "customer",
+                "src": "10.1.2.3:20000", "dst": "10.1.9.20:30000", "codec": "PCMU",
+                "packets": 1500, "expected": 1500, "lost": 0, "loss_pct": 0.0,
+                "jitter_ms": 0.8, "max_jitter_ms": 2.1, "max_delta_ms": 21.3, "mos": 4.4,
+                "rtcp": null}]),
+            )
+        },
+        violations: rules
+            .iter()
+            .map(|r| ViolationRow {
+                rule: r.to_string(),
+                at: invite + 10 * SEC,
+                detail: format!("{r} detail"),
+            })
+            .collect(),
+        node: "node-a".into(),
+    }
+}
+
+/// The SIP messages of a small answered call.
+pub fn sip(call_id: &str, at: i64) -> Vec<SipRow> {
+    let msg = |first: &str, dt: i64, from_phone: bool| {
+        let raw = format!(
+            "{first}\r\nVia: SIP/2.0/UDP 10.1.0.10:5060;branch=z9hG4bK{dt}\r\n\
+             From: \"客户\" <sip:13812345678@10.1.0.10>;tag=c1\r\nTo: <sip:8001@10.1.9.1>\r\n\
+             Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        let (src, dst) = if from_phone {
+            ("10.1.9.1:5060", "10.1.0.10:5060")
+        } else {
+            ("10.1.0.10:5060", "10.1.9.1:5060")
+        };
+        SipRow {
+            at: at + dt * 1000,
+            src: src.into(),
+            dst: dst.into(),
+            transport: "udp".into(),
+            first_line: first.into(),
+            raw: raw.into_bytes(),
+        }
+    };
+    vec![
+        msg("INVITE sip:8001@10.1.9.1 SIP/2.0", 0, false),
+        msg("SIP/2.0 180 Ringing", 100, true),
+        msg("SIP/2.0 200 OK", 4000, true),
+        msg("ACK sip:8001@10.1.9.1 SIP/2.0", 4010, false),
+        msg("BYE sip:8001@10.1.9.1 SIP/2.0", 60000, false),
+        msg("SIP/2.0 200 OK", 60010, true),
+    ]
+}
+
+pub fn write(leg: LegRow) -> LegWrite {
+    let sip = leg.flagged().then(|| sip(&leg.call_id, leg.invite_at));
+    LegWrite { leg, sip }
+}
+
+/// Runs one async test body against SQLite and against PostgreSQL.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        $(
+            mod $name {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let url = $crate::store_support::sqlite_url(stringify!($name));
+                    super::$name(url).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    if let Some(url) = $crate::store_support::pg_url(stringify!($name)).await {
+                        super::$name(url).await;
+                    }
+                }
+            }
+        )*
+    };
+}
