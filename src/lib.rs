@@ -11,6 +11,7 @@ pub mod analyze;
 pub mod api;
 pub mod config;
 pub mod daemon;
+pub mod demo;
 pub mod engine;
 pub mod loadgen;
 pub mod report;

@@ -54,7 +54,9 @@ enum Command {
         config: Option<PathBuf>,
     },
     /// The daemon fed by a simulated call centre: `run` with HEP bound on 127.0.0.1 and
-    /// an in-process `loadgen` playing about one call every two seconds into it.
+    /// a built-in floor of 36 agents in four teams (its own roster unless one is
+    /// configured) playing calls, holds and registrations into it. Open the wallboard
+    /// on http.listen (http://127.0.0.1:8080/ by default).
     Demo {
         #[arg(long)]
         config: Option<PathBuf>,
@@ -264,6 +266,11 @@ fn daemon_main(config: Option<PathBuf>, demo: bool) -> ExitCode {
         eprintln!("callwatch: configuration: bad listen address");
         return ExitCode::from(2);
     };
+    let cfg = if demo {
+        callwatch::demo::prepare(cfg)
+    } else {
+        cfg
+    };
     if demo {
         // The simulated call centre never needs a HEP port open to the network.
         hep = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), hep.port());
@@ -280,19 +287,22 @@ fn daemon_main(config: Option<PathBuf>, demo: bool) -> ExitCode {
                 return daemon::run(&cfg, listeners, DaemonOptions::default(), terminate()).await;
             }
             let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-            let feed = LoadgenOptions {
+            let feed = callwatch::demo::DemoOptions {
                 target: hep_addr,
-                cps: 0.5,
-                concurrent: 50,
-                duration: None,
                 auth_key: Some(cfg.raw.capture.hep_auth_key.clone().into_bytes())
                     .filter(|k| !k.is_empty()),
                 seed: std::process::id().into(),
-                ..LoadgenOptions::default()
+                ..callwatch::demo::DemoOptions::default()
             };
+            let extensions = callwatch::demo::extensions(&cfg);
+            eprintln!(
+                "callwatch: demo: {} simulated agents; wallboard on http://{}/",
+                extensions.len(),
+                listeners.http_addr()?
+            );
             let feeder = tokio::spawn(async move {
                 let mut stop = stop_rx;
-                let r = loadgen::run(&feed, async move {
+                let r = callwatch::demo::run(&feed, &extensions, async move {
                     let _ = stop.wait_for(|s| *s).await;
                 })
                 .await;

@@ -1172,3 +1172,48 @@ fn summary_counts_legs_and_violations_by_rule() {
         assert_eq!(by_rule, violations_by_rule(&legs), "{}", path.display());
     }
 }
+
+#[test]
+#[ignore = "known deviation from SPEC §5, reported to the engine owner: a leg whose BYE \
+            gets no response is printed when its 4 s grace ends, after legs that ended later"]
+fn a_bye_without_response_does_not_reorder_the_output() {
+    let dir = scratch("bye_without_response");
+    let bytes = std::fs::read(lab(AGENT_HANGS_UP)).unwrap();
+    // The same story with the 200 responses to the agent's BYE lost.
+    let mut out = bytes[..24].to_vec();
+    let mut dropped = 0;
+    for r in pcap_records(&bytes) {
+        let rec = &bytes[r.offset..r.offset + 16 + r.caplen];
+        let text = String::from_utf8_lossy(&rec[16..]);
+        let bye_response = text.contains("SIP/2.0 200")
+            && text
+                .split("CSeq:")
+                .nth(1)
+                .is_some_and(|c| c.lines().next().unwrap_or("").contains("BYE"));
+        if bye_response {
+            dropped += 1;
+        } else {
+            out.extend_from_slice(rec);
+        }
+    }
+    assert!(dropped >= 1, "the story has a 200 to the BYE");
+    let path = dir.join("bye_unanswered.pcap");
+    std::fs::write(&path, &out).unwrap();
+    // Legs of other stories that end within the 4 s after that BYE.
+    let others = [
+        lab("survey_transfer_failing_with_503_is_survey_missing.pcap"),
+        lab("b2bua_agent_leg_is_linked_to_customer_leg.pcap"),
+        lab("answered_in_4s_then_transferred_to_survey.pcap"),
+    ];
+    let mut files: Vec<&Path> = vec![&path];
+    files.extend(others.iter().map(PathBuf::as_path));
+    let r = analyze_json(&files);
+    r.expect_code(0, "merged");
+    let ends: Vec<Option<i64>> = r.legs().iter().map(|l| micros(&l["ended_at"])).collect();
+    assert_eq!(ends.len(), 4);
+    assert!(
+        ends.windows(2).all(|w| w[0] <= w[1]),
+        "legs out of end order:\n{}",
+        r.stdout
+    );
+}

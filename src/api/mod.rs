@@ -1,7 +1,8 @@
 //! HTTP: the axum router of the daemon, served on `http.listen`. Today `GET /metrics`
 //! (OpenMetrics text, SPEC §6), `GET /healthz` (the process answers) and `GET /readyz`
-//! (listeners bound and engine task alive, else 503 with the reason); the wallboard,
-//! websocket and inspector REST routes join here.
+//! (listeners bound and engine task alive, else 503 with the reason); [`ws`] adds the
+//! wallboard's `GET /ws` and [`wallboard`] its page `GET /`; the inspector REST routes
+//! join here.
 
 use std::sync::Arc;
 
@@ -10,6 +11,9 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+
+pub mod wallboard;
+pub mod ws;
 
 use crate::daemon::Health;
 use crate::sinks::metrics::Metrics;

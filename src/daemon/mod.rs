@@ -50,6 +50,7 @@ pub struct Options {
     pub engine: EngineLoopOptions,
     pub hep: HepOptions,
     pub store: StoreOptions,
+    pub wallboard: crate::sinks::wallboard::HubOptions,
 }
 
 impl Default for Options {
@@ -59,6 +60,7 @@ impl Default for Options {
             engine: EngineLoopOptions::default(),
             hep: HepOptions::default(),
             store: StoreOptions::default(),
+            wallboard: crate::sinks::wallboard::HubOptions::default(),
         }
     }
 }
@@ -248,6 +250,10 @@ pub async fn run(
     ))];
     // The store first: a leg any other sink has shown was acknowledged by the store.
     sinks.insert(0, Box::new(store_sink));
+    let wallboard = crate::sinks::wallboard::Hub::new(cfg, &metrics, opts.wallboard.clone());
+    sinks.push(Box::new(crate::sinks::wallboard::WallboardSink::new(
+        wallboard.clone(),
+    )));
     let mut engine_task = tokio::spawn(engine_task::run_engine(
         engine,
         rx,
@@ -279,6 +285,7 @@ pub async fn run(
         metrics: metrics.clone(),
         health: health.clone(),
     });
+    let router = router.merge(crate::api::ws::router(wallboard));
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let http_task = tokio::spawn(async move {
         axum::serve(listeners.http, router)

@@ -454,6 +454,14 @@ impl ServiceLevel {
             .filter(|(_, (_, den))| *den > 0)
             .map(|(t, (num, den))| (t.as_str(), *num as f64 / *den as f64))
     }
+
+    /// (team, answered within the threshold, stopped ringing) for every team with a
+    /// counted leg today (the wallboard shows both numbers beside the ratio).
+    pub fn counts(&self) -> impl Iterator<Item = (&str, u64, u64)> {
+        self.teams
+            .iter()
+            .map(|(t, (num, den))| (t.as_str(), *num, *den))
+    }
 }
 
 /// Moves [`Metrics`] from engine events. Lives on the engine task.

@@ -4,10 +4,12 @@
 //! block: anything slow (a websocket client, a database) sits behind its own bounded
 //! queue with a when-full policy and a `callwatch_events_dropped_total{sink}` counter.
 //!
-//! [`metrics`] is the Prometheus sink (SPEC §6); the wallboard and the store follow.
+//! [`metrics`] is the Prometheus sink (SPEC §6), [`wallboard`] the live floor for the
+//! websocket and the TV page, [`store`] the flagged-call store.
 
 pub mod metrics;
 pub mod store;
+pub mod wallboard;
 
 use crate::engine::stats::EngineStats;
 use crate::engine::{Captured, Event};

@@ -1,0 +1,457 @@
+//! The live floor as the wallboard shows it: every ringing and active leg (the latest
+//! record the engine reported), and each agent's state derived from those legs and the
+//! phone's registration (SPEC §6 `agent.state`):
+//!
+//! - `talking`: an answered leg is open and not on hold by the agent;
+//! - `held`: every answered open leg is on hold by the agent (Art. 67);
+//! - `ringing`: no answered leg, a leg is ringing;
+//! - otherwise from the registration (Art. 46, 88): `idle` when registered, `offline`
+//!   when unregistered or expired, `unknown` when no REGISTER was seen since start.
+//!
+//! Agents are keyed by extension (a seat's phone) and listed from the roster at start
+//! (extensions of `agents.extensions` that the roster names), then as seen. Input is
+//! the engine's events, on the engine task; output is the set of agents whose state
+//! changed, and JSON views for the hub. Both tables are bounded ([`MAX_LEGS`],
+//! [`MAX_AGENTS`]).
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::{json, Value};
+
+use crate::engine::agents::Roster;
+use crate::engine::leg::{LegRecord, Party};
+use crate::engine::registrations::RegState;
+use crate::engine::Event;
+use crate::report::Renderer;
+use crate::time::CaptureTime;
+
+/// Open legs kept; beyond, the oldest by INVITE time is forgotten (a leg whose end was
+/// never reported cannot pin memory).
+pub const MAX_LEGS: usize = 20_000;
+/// Agents on the board; beyond, agents not in the roster are not added.
+pub const MAX_AGENTS: usize = 5_000;
+/// Extensions enumerated from `agents.extensions` ranges to find roster agents.
+const MAX_ROSTER_SCAN: usize = 100_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentState {
+    Unknown,
+    Offline,
+    Idle,
+    Ringing,
+    Talking,
+    Held,
+}
+
+impl AgentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AgentState::Unknown => "unknown",
+            AgentState::Offline => "offline",
+            AgentState::Idle => "idle",
+            AgentState::Ringing => "ringing",
+            AgentState::Talking => "talking",
+            AgentState::Held => "held",
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Agent {
+    pub extension: String,
+    pub agent_id: String,
+    pub name: Option<String>,
+    pub team: Option<String>,
+    /// None until a REGISTER of the phone got its final answer.
+    pub reg: Option<RegState>,
+    /// Open legs of the agent (leg ids).
+    pub legs: Vec<String>,
+    pub state: AgentState,
+    /// When the current state began (None: since start, unknown).
+    pub since: Option<CaptureTime>,
+}
+
+impl Agent {
+    fn new(
+        extension: String,
+        agent_id: String,
+        name: Option<String>,
+        team: Option<String>,
+    ) -> Agent {
+        Agent {
+            extension,
+            agent_id,
+            name,
+            team,
+            reg: None,
+            legs: Vec::new(),
+            state: AgentState::Unknown,
+            since: None,
+        }
+    }
+
+    pub fn json(&self, r: &Renderer, now: CaptureTime) -> Value {
+        json!({
+            "agent": self.extension,
+            "agent_id": self.agent_id,
+            "name": self.name,
+            "team": self.team,
+            "state": self.state.as_str(),
+            "since": self.since.map(|t| r.time(t)),
+            "elapsed_ms": self.since.map(|t| now.millis_since(t)),
+            "phone": self.reg.map(|s| s.as_str()),
+        })
+    }
+}
+
+/// Whether the agent has the leg on hold now (an open episode put by the agent).
+pub fn on_hold(rec: &LegRecord) -> bool {
+    rec.holds
+        .iter()
+        .any(|h| h.end_at.is_none() && h.by == Party::Agent)
+}
+
+pub struct Board {
+    legs: HashMap<String, LegRecord>,
+    agents: BTreeMap<String, Agent>,
+}
+
+/// Every extension named by `patterns` ("8001-8099" ranges keep their width, or exact
+/// users), at most [`MAX_ROSTER_SCAN`].
+fn extensions_of(patterns: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in patterns {
+        let p = p.trim();
+        match p.split_once('-') {
+            Some((a, b)) => {
+                let (Ok(lo), Ok(hi)) = (a.trim().parse::<u64>(), b.trim().parse::<u64>()) else {
+                    continue;
+                };
+                let width = a.trim().len();
+                for n in lo..=hi {
+                    if out.len() >= MAX_ROSTER_SCAN {
+                        return out;
+                    }
+                    out.push(format!("{n:0width$}"));
+                }
+            }
+            None => {
+                if out.len() >= MAX_ROSTER_SCAN {
+                    return out;
+                }
+                out.push(p.to_string());
+            }
+        }
+    }
+    out
+}
+
+impl Board {
+    /// A board listing the roster's agents whose extensions `patterns` cover.
+    pub fn new(roster: &Roster, patterns: &[String]) -> Board {
+        let mut agents = BTreeMap::new();
+        for ext in extensions_of(patterns) {
+            if agents.len() >= MAX_AGENTS {
+                break;
+            }
+            if let Some(info) = roster.lookup(&ext) {
+                agents.insert(
+                    ext.clone(),
+                    Agent::new(
+                        ext,
+                        info.agent_id.clone(),
+                        info.name.clone(),
+                        info.team.clone(),
+                    ),
+                );
+            }
+        }
+        Board {
+            legs: HashMap::new(),
+            agents,
+        }
+    }
+
+    pub fn agents(&self) -> impl Iterator<Item = &Agent> {
+        self.agents.values()
+    }
+
+    pub fn agent(&self, extension: &str) -> Option<&Agent> {
+        self.agents.get(extension)
+    }
+
+    /// Open legs, oldest first.
+    pub fn legs(&self) -> Vec<&LegRecord> {
+        let mut v: Vec<&LegRecord> = self.legs.values().collect();
+        v.sort_by(|a, b| {
+            a.invite_at
+                .cmp(&b.invite_at)
+                .then_with(|| a.leg_id.cmp(&b.leg_id))
+        });
+        v
+    }
+
+    pub fn leg(&self, leg_id: &str) -> Option<&LegRecord> {
+        self.legs.get(leg_id)
+    }
+
+    /// (ringing, active) legs now.
+    pub fn counts(&self) -> (usize, usize) {
+        let ringing = self
+            .legs
+            .values()
+            .filter(|l| l.answered_at.is_none())
+            .count();
+        (ringing, self.legs.len() - ringing)
+    }
+
+    fn agent_entry(&mut self, rec: &LegRecord) -> Option<&mut Agent> {
+        if !self.agents.contains_key(&rec.agent) {
+            if self.agents.len() >= MAX_AGENTS {
+                return None;
+            }
+            self.agents.insert(
+                rec.agent.clone(),
+                Agent::new(
+                    rec.agent.clone(),
+                    rec.agent_id.clone(),
+                    rec.agent_name.clone(),
+                    rec.team.clone(),
+                ),
+            );
+        }
+        self.agents.get_mut(&rec.agent)
+    }
+
+    fn forget_oldest_leg(&mut self) {
+        let Some(old) = self
+            .legs
+            .values()
+            .min_by_key(|l| l.invite_at)
+            .map(|l| (l.leg_id.clone(), l.agent.clone()))
+        else {
+            return;
+        };
+        self.legs.remove(&old.0);
+        if let Some(a) = self.agents.get_mut(&old.1) {
+            a.legs.retain(|l| *l != old.0);
+        }
+    }
+
+    /// Takes one event; returns the extension whose state changed, if any.
+    pub fn apply(&mut self, ev: &Event) -> Option<String> {
+        let at = ev.at();
+        let ext = match ev {
+            Event::AgentRegistration(c) => {
+                if !self.agents.contains_key(&c.agent) && self.agents.len() < MAX_AGENTS {
+                    self.agents.insert(
+                        c.agent.clone(),
+                        Agent::new(c.agent.clone(), c.agent.clone(), None, None),
+                    );
+                }
+                let a = self.agents.get_mut(&c.agent)?;
+                a.reg = Some(c.state);
+                c.agent.clone()
+            }
+            Event::LegEnded { leg, .. } => {
+                self.legs.remove(&leg.leg_id);
+                let a = self.agents.get_mut(&leg.agent)?;
+                a.legs.retain(|l| *l != leg.leg_id);
+                leg.agent.clone()
+            }
+            Event::LegRinging { leg, .. }
+            | Event::LegAnswered { leg, .. }
+            | Event::LegHeld { leg, .. }
+            | Event::LegResumed { leg, .. }
+            | Event::ViolationRaised { leg, .. } => {
+                if !self.legs.contains_key(&leg.leg_id) && self.legs.len() >= MAX_LEGS {
+                    self.forget_oldest_leg();
+                }
+                self.legs.insert(leg.leg_id.clone(), (**leg).clone());
+                let a = self.agent_entry(leg)?;
+                if !a.legs.contains(&leg.leg_id) {
+                    a.legs.push(leg.leg_id.clone());
+                }
+                leg.agent.clone()
+            }
+        };
+        let state = self.derive(&ext)?;
+        let a = self.agents.get_mut(&ext)?;
+        if a.state == state {
+            return None;
+        }
+        a.state = state;
+        a.since = Some(a.since.map_or(at, |s| s.max(at)));
+        Some(ext)
+    }
+
+    fn derive(&self, ext: &str) -> Option<AgentState> {
+        let a = self.agents.get(ext)?;
+        let legs = a.legs.iter().filter_map(|id| self.legs.get(id));
+        let (mut talking, mut held, mut ringing) = (false, false, false);
+        for l in legs {
+            match (l.answered_at.is_some(), on_hold(l)) {
+                (true, false) => talking = true,
+                (true, true) => held = true,
+                (false, _) => ringing = true,
+            }
+        }
+        Some(if talking {
+            AgentState::Talking
+        } else if held {
+            AgentState::Held
+        } else if ringing {
+            AgentState::Ringing
+        } else {
+            match a.reg {
+                None => AgentState::Unknown,
+                Some(RegState::Registered { .. }) => AgentState::Idle,
+                Some(RegState::Unregistered | RegState::Expired) => AgentState::Offline,
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::leg::{Direction, HangupBy, Hold, Survey};
+    use crate::engine::registrations::RegChange;
+    use crate::engine::SourceId;
+
+    fn rec(agent: &str) -> LegRecord {
+        let t = CaptureTime::from_secs_micros(1_800_000_000, 0);
+        LegRecord {
+            leg_id: format!("leg-{agent}"),
+            call_id: b"c1".to_vec(),
+            linked_call_id: None,
+            agent: agent.into(),
+            agent_id: agent.into(),
+            agent_name: None,
+            team: None,
+            direction: Direction::Inbound,
+            customer: None,
+            customer_is_internal: false,
+            invite_at: t,
+            ring_start_at: None,
+            answered_at: None,
+            ended_at: None,
+            ring_ms: None,
+            outcome: None,
+            hangup_by: HangupBy::None,
+            survey: Survey::NotRequired,
+            glare: false,
+            hold_ms: 0,
+            holds: Vec::new(),
+            media: Vec::new(),
+            end_reason: None,
+            violations: Vec::new(),
+            phone: None,
+            source: SourceId(0),
+        }
+    }
+
+    fn reg(agent: &str, state: RegState, s: i64) -> Event {
+        Event::AgentRegistration(RegChange {
+            at: CaptureTime::from_secs_micros(s, 0),
+            agent: agent.into(),
+            state,
+            contact: None,
+        })
+    }
+
+    #[test]
+    fn roster_agents_in_the_ranges_are_listed_unknown() {
+        let roster = Roster::from_csv_bytes(
+            "extension,agent_id,name,team\n8001,A1,李娜,A\n8002,A2,王伟,B\n9001,X,Out,C\n"
+                .as_bytes(),
+        )
+        .unwrap();
+        let b = Board::new(&roster, &["8001-8099".into()]);
+        let v: Vec<_> = b
+            .agents()
+            .map(|a| (a.extension.as_str(), a.state))
+            .collect();
+        assert_eq!(
+            v,
+            vec![("8001", AgentState::Unknown), ("8002", AgentState::Unknown)]
+        );
+        assert_eq!(
+            extensions_of(&["0800-0802".into(), "7000".into()]),
+            vec!["0800", "0801", "0802", "7000"]
+        );
+    }
+
+    #[test]
+    fn states_follow_legs_holds_and_registration() {
+        let mut b = Board::new(&Roster::default(), &[]);
+        let mut l = rec("8001");
+        let t = l.invite_at;
+        assert_eq!(
+            b.apply(&Event::LegRinging {
+                at: t,
+                leg: Box::new(l.clone())
+            })
+            .as_deref(),
+            Some("8001")
+        );
+        assert_eq!(b.agent("8001").unwrap().state, AgentState::Ringing);
+        l.answered_at = Some(t.plus_millis(3_000));
+        b.apply(&Event::LegAnswered {
+            at: t,
+            leg: Box::new(l.clone()),
+        });
+        assert_eq!(b.agent("8001").unwrap().state, AgentState::Talking);
+        l.holds.push(Hold {
+            start_at: t.plus_millis(5_000),
+            end_at: None,
+            by: Party::Agent,
+        });
+        b.apply(&Event::LegHeld {
+            at: t.plus_millis(5_000),
+            leg: Box::new(l.clone()),
+        });
+        assert_eq!(b.agent("8001").unwrap().state, AgentState::Held);
+        assert_eq!(b.counts(), (0, 1));
+        // A violation changes nothing of the state: no change reported.
+        assert!(b
+            .apply(&Event::ViolationRaised {
+                at: t,
+                violation: crate::engine::rules::Violation {
+                    rule: crate::engine::rules::RuleId::LongHold,
+                    at: t,
+                    detail: String::new(),
+                },
+                leg: Box::new(l.clone()),
+            })
+            .is_none());
+        b.apply(&Event::LegEnded {
+            at: t.plus_millis(9_000),
+            leg: Box::new(l),
+        });
+        assert_eq!(b.agent("8001").unwrap().state, AgentState::Unknown);
+        assert_eq!(b.counts(), (0, 0));
+        b.apply(&reg(
+            "8001",
+            RegState::Registered {
+                until: t.plus_millis(60_000),
+            },
+            1_800_000_010,
+        ));
+        assert_eq!(b.agent("8001").unwrap().state, AgentState::Idle);
+        b.apply(&reg("8001", RegState::Expired, 1_800_000_070));
+        let a = b.agent("8001").unwrap();
+        assert_eq!(a.state, AgentState::Offline);
+        assert_eq!(
+            a.since,
+            Some(CaptureTime::from_secs_micros(1_800_000_070, 0))
+        );
+        assert_eq!(a.phone_json(), "expired");
+    }
+
+    impl Agent {
+        fn phone_json(&self) -> &'static str {
+            self.reg.map_or("-", |s| s.as_str())
+        }
+    }
+}

@@ -1,0 +1,648 @@
+//! The wallboard sink and its hub (SPEC §6): the live state of the floor for the TV page
+//! and any websocket client.
+//!
+//! [`WallboardSink`] runs on the engine task and hands every engine [`Event`] and
+//! [`Tick`] to the shared [`Hub`]. The hub keeps the [`board::Board`] (ringing and
+//! active legs, each agent's state) and the [`figures::Figures`] (today's service level,
+//! answers and violations per team, the ticker, the leaderboards), turns each change
+//! into a JSON frame with `seq` (from 1, per process), `boot` (random per run) and `at`,
+//! keeps the latest frames in a bounded replay buffer for `GET /ws?since=N`, and offers
+//! each frame to every client's own bounded queue. The websocket side
+//! ([`crate::api::ws`]) drains one queue per connection.
+//!
+//! When-full policy: the engine never waits for a client. A frame that a client's queue
+//! cannot take disconnects that client (it reconnects with `since=` and gets the frames
+//! it missed from the replay buffer, or a fresh snapshot); the frames it lost are counted
+//! in `callwatch_events_dropped_total{sink="wallboard"}`. A connection whose socket does
+//! not take a frame within [`HubOptions::send_timeout`] is closed the same way. The hub's
+//! lock is held only to update the state and push frames, never across I/O.
+//!
+//! No frame carries an unmasked customer number: `leg` objects are
+//! [`Renderer::json`] with numbers masked, and long digit runs in Call-IDs masked too.
+
+pub mod board;
+pub mod figures;
+
+use std::collections::VecDeque;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use prometheus_client::metrics::counter::Counter;
+use serde_json::{json, Map, Value};
+use tokio::sync::{mpsc, Notify};
+use tokio::time::Instant;
+
+use self::board::{on_hold, Board};
+use self::figures::Figures;
+use super::{EventSink, Tick};
+use crate::config::Validated;
+use crate::engine::leg::LegRecord;
+use crate::engine::Event;
+use crate::report::{mask_number, Renderer};
+use crate::sinks::metrics::Metrics;
+use crate::time::CaptureTime;
+
+/// The hub's tunables.
+#[derive(Clone, Debug)]
+pub struct HubOptions {
+    /// Frames queued per client before the client is disconnected.
+    pub client_queue: usize,
+    /// Frames kept for `since=` resumption.
+    pub replay_frames: usize,
+    /// Bytes kept for `since=` resumption.
+    pub replay_bytes: usize,
+    /// Longest wait for a client's socket to take one frame.
+    pub send_timeout: Duration,
+    /// Most websocket clients at once; more are refused (503).
+    pub max_clients: usize,
+    /// A `stats` frame at least this often.
+    pub stats_every: Duration,
+    /// And at most this often when the figures change.
+    pub stats_min_gap: Duration,
+}
+
+impl Default for HubOptions {
+    fn default() -> Self {
+        HubOptions {
+            client_queue: 512,
+            replay_frames: 4096,
+            replay_bytes: 8 << 20,
+            send_timeout: Duration::from_secs(10),
+            max_clients: 256,
+            stats_every: Duration::from_millis(750),
+            stats_min_gap: Duration::from_millis(100),
+        }
+    }
+}
+
+/// One outgoing JSON text frame.
+#[derive(Clone, Debug)]
+pub struct Frame {
+    pub seq: u64,
+    pub text: Utf8Bytes,
+}
+
+struct Client {
+    id: u64,
+    tx: mpsc::Sender<Frame>,
+    kick: Arc<Notify>,
+}
+
+/// "Now" on the capture clock: the latest tick's source clock plus the wall time since.
+#[derive(Clone, Copy, Debug)]
+struct Clock {
+    capture: Option<CaptureTime>,
+    wall: Instant,
+}
+
+impl Clock {
+    fn now(&self) -> Option<CaptureTime> {
+        let c = self.capture?;
+        Some(c.plus_millis(self.wall.elapsed().as_millis() as u64))
+    }
+}
+
+struct Inner {
+    seq: u64,
+    board: Board,
+    figures: Figures,
+    replay: VecDeque<Frame>,
+    replay_bytes: usize,
+    clients: Vec<Client>,
+    clock: Clock,
+    last_stats: Option<Instant>,
+    figures_dirty: bool,
+}
+
+/// What the page needs to know of the configuration.
+#[derive(Clone, Debug)]
+struct BoardConfig {
+    threshold_ms: u64,
+    long_hold_ms: u64,
+    zone: String,
+}
+
+/// The wallboard's shared state: written by [`WallboardSink`], read by the websocket
+/// connections. Cheap to share (`Arc`).
+pub struct Hub {
+    boot: String,
+    opts: HubOptions,
+    renderer: Renderer,
+    config: BoardConfig,
+    dropped: Counter,
+    next_client: AtomicU64,
+    inner: Mutex<Inner>,
+}
+
+/// A client's end: the frames to send first (a snapshot, or the replay of what it
+/// missed), then its queue. Dropping it unregisters the client.
+pub struct Subscription {
+    pub initial: Vec<Frame>,
+    pub rx: mpsc::Receiver<Frame>,
+    /// Notified when the hub gave up on this client (its queue overflowed).
+    pub kicked: Arc<Notify>,
+    id: u64,
+    hub: Arc<Hub>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.lock().clients.retain(|c| c.id != self.id);
+    }
+}
+
+/// Why a client was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubscribeError {
+    #[error("too many wallboard clients ({0})")]
+    TooManyClients(usize),
+}
+
+/// A random id of this process run (std's per-process random hasher keys, no extra crate).
+fn boot_id() -> String {
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    );
+    h.write_u32(std::process::id());
+    format!("{:016x}", h.finish())
+}
+
+/// Masks every run of 7 or more digits in a Call-ID (some switches build Call-IDs from
+/// the caller's number).
+pub fn mask_digit_runs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 7 {
+            out.push_str(&mask_number(digits));
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
+}
+
+/// The `leg` object of a frame: the analyze fields known so far, masked.
+pub fn leg_json(r: &Renderer, rec: &LegRecord) -> Value {
+    let mut v = r.json(rec);
+    for key in ["call_id", "linked_call_id"] {
+        if let Some(Value::String(s)) = v.get(key) {
+            let masked = mask_digit_runs(s);
+            v[key] = Value::String(masked);
+        }
+    }
+    v
+}
+
+impl Hub {
+    pub fn new(cfg: &Validated, metrics: &Metrics, opts: HubOptions) -> Arc<Hub> {
+        let renderer = Renderer {
+            zone: cfg.zone,
+            show_numbers: false,
+        };
+        let dropped = metrics.dropped("wallboard");
+        let teams = cfg.roster.teams();
+        Arc::new(Hub {
+            boot: boot_id(),
+            renderer,
+            config: BoardConfig {
+                threshold_ms: cfg.raw.rules.late_answer.threshold_ms,
+                long_hold_ms: cfg.raw.rules.long_hold.threshold_ms,
+                zone: cfg.raw.time.zone.clone(),
+            },
+            dropped,
+            next_client: AtomicU64::new(1),
+            inner: Mutex::new(Inner {
+                seq: 0,
+                board: Board::new(&cfg.roster, &cfg.raw.agents.extensions),
+                figures: Figures::new(cfg.zone, cfg.raw.rules.late_answer.threshold_ms, teams),
+                replay: VecDeque::new(),
+                replay_bytes: 0,
+                clients: Vec::new(),
+                clock: Clock {
+                    capture: None,
+                    wall: Instant::now(),
+                },
+                last_stats: None,
+                figures_dirty: false,
+            }),
+            opts,
+        })
+    }
+
+    /// The id of this process run, carried by every frame.
+    pub fn boot(&self) -> &str {
+        &self.boot
+    }
+
+    pub fn options(&self) -> &HubOptions {
+        &self.opts
+    }
+
+    /// Clients connected now.
+    pub fn clients(&self) -> usize {
+        self.lock().clients.len()
+    }
+
+    /// Drops every client's queue: their connections send what is queued and close.
+    pub fn close_all(&self) {
+        self.lock().clients.clear();
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves consistent-enough state for a display.
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Registers a client: with `since` (and the `boot` it came from, if known) still
+    /// covered by the replay buffer, the frames after it; else a snapshot.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        since: Option<u64>,
+        boot: Option<&str>,
+    ) -> Result<Subscription, SubscribeError> {
+        let mut g = self.lock();
+        if g.clients.len() >= self.opts.max_clients {
+            return Err(SubscribeError::TooManyClients(g.clients.len()));
+        }
+        let same_boot = boot.is_none_or(|b| b == self.boot);
+        let replay = match since {
+            Some(n) if same_boot && n <= g.seq => {
+                let covered = match g.replay.front() {
+                    Some(first) => first.seq <= n + 1,
+                    None => n == g.seq,
+                };
+                covered.then(|| {
+                    g.replay
+                        .iter()
+                        .filter(|f| f.seq > n)
+                        .cloned()
+                        .collect::<Vec<_>>()
+                })
+            }
+            _ => None,
+        };
+        let initial = match replay {
+            Some(frames) => frames,
+            None => vec![self.snapshot(&g)],
+        };
+        let (tx, rx) = mpsc::channel(self.opts.client_queue.max(1));
+        let kicked = Arc::new(Notify::new());
+        let id = self.next_client.fetch_add(1, Ordering::Relaxed);
+        g.clients.push(Client {
+            id,
+            tx,
+            kick: kicked.clone(),
+        });
+        drop(g);
+        Ok(Subscription {
+            initial,
+            rx,
+            kicked,
+            id,
+            hub: self.clone(),
+        })
+    }
+
+    fn now(&self, g: &Inner, at: Option<CaptureTime>) -> CaptureTime {
+        match (g.clock.now(), at) {
+            (Some(c), Some(a)) => c.max(a),
+            (Some(c), None) => c,
+            (None, Some(a)) => a,
+            (None, None) => wall_now(),
+        }
+    }
+
+    /// The `snapshot` frame: everything a fresh page needs. Its `seq` is the latest
+    /// frame's (the next delta is `seq + 1`); it takes no number of its own.
+    fn snapshot(&self, g: &Inner) -> Frame {
+        let now = self.now(g, None);
+        let r = &self.renderer;
+        let legs: Vec<Value> = g
+            .board
+            .legs()
+            .into_iter()
+            .map(|l| self.live_leg_json(l, now))
+            .collect();
+        let agents: Vec<Value> = g.board.agents().map(|a| a.json(r, now)).collect();
+        let ticker: Vec<Value> = g.figures.ticker().map(|t| t.json(r)).collect();
+        let (ringing, active) = g.board.counts();
+        let mut m = Map::new();
+        m.insert("type".into(), json!("snapshot"));
+        m.insert("seq".into(), json!(g.seq));
+        m.insert("boot".into(), json!(self.boot));
+        m.insert("at".into(), json!(r.time(now)));
+        m.insert(
+            "config".into(),
+            json!({
+                "threshold_ms": self.config.threshold_ms,
+                "amber_ms": self.config.threshold_ms * 7 / 10,
+                "long_hold_ms": self.config.long_hold_ms,
+                "zone": self.config.zone,
+                "version": env!("CARGO_PKG_VERSION"),
+            }),
+        );
+        m.insert("legs".into(), Value::Array(legs));
+        m.insert("agents".into(), Value::Array(agents));
+        m.insert("figures".into(), g.figures.json());
+        m.insert("ticker".into(), Value::Array(ticker));
+        m.insert("ringing".into(), json!(ringing));
+        m.insert("active".into(), json!(active));
+        Frame {
+            seq: g.seq,
+            text: Value::Object(m).to_string().into(),
+        }
+    }
+
+    /// A leg with its running timers as of `now`.
+    fn live_leg_json(&self, l: &LegRecord, now: CaptureTime) -> Value {
+        let mut o = Map::new();
+        o.insert("leg".into(), leg_json(&self.renderer, l));
+        timers(&mut o, l, now);
+        Value::Object(o)
+    }
+
+    /// Numbers the frame, keeps it for replay and offers it to every client.
+    fn publish(&self, g: &mut Inner, kind: &str, at: CaptureTime, body: Map<String, Value>) {
+        g.seq += 1;
+        let mut m = Map::new();
+        m.insert("type".into(), json!(kind));
+        m.insert("seq".into(), json!(g.seq));
+        m.insert("boot".into(), json!(self.boot));
+        m.insert("at".into(), json!(self.renderer.time(at)));
+        m.extend(body);
+        let frame = Frame {
+            seq: g.seq,
+            text: Value::Object(m).to_string().into(),
+        };
+        g.replay_bytes += frame.text.len();
+        g.replay.push_back(frame.clone());
+        while g.replay.len() > self.opts.replay_frames || g.replay_bytes > self.opts.replay_bytes {
+            match g.replay.pop_front() {
+                Some(old) => g.replay_bytes -= old.text.len(),
+                None => break,
+            }
+        }
+        let dropped = &self.dropped;
+        g.clients.retain(|c| match c.tx.try_send(frame.clone()) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                // This frame and every one still queued are lost to this client.
+                let queued = c.tx.max_capacity() - c.tx.capacity();
+                dropped.inc_by(1 + queued as u64);
+                c.kick.notify_one();
+                false
+            }
+            // The connection is gone; its subscription is being dropped.
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        });
+    }
+
+    fn on_event(&self, ev: &Event) {
+        let mut g = self.lock();
+        let g = &mut *g;
+        let at = ev.at();
+        let now = self.now(g, Some(at));
+        let changed_agent = g.board.apply(ev);
+        if g.figures.on_event(ev) {
+            g.figures_dirty = true;
+        }
+        let leg_frame = |kind: &str, leg: &LegRecord| {
+            let mut o = Map::new();
+            o.insert("leg".into(), leg_json(&self.renderer, leg));
+            timers(&mut o, leg, now);
+            (kind.to_string(), o)
+        };
+        let frame = match ev {
+            Event::LegRinging { leg, .. } => Some(leg_frame("leg.ringing", leg)),
+            Event::LegAnswered { leg, .. } => Some(leg_frame("leg.answered", leg)),
+            Event::LegHeld { leg, .. } => Some(leg_frame("leg.held", leg)),
+            Event::LegResumed { leg, .. } => Some(leg_frame("leg.resumed", leg)),
+            Event::LegEnded { leg, .. } => Some(leg_frame("leg.ended", leg)),
+            Event::ViolationRaised { violation, leg, .. } => {
+                let (k, mut o) = leg_frame("violation", leg);
+                let item = figures::TickerItem::new(violation, leg);
+                o.insert("violation".into(), item.json(&self.renderer));
+                Some((k, o))
+            }
+            Event::AgentRegistration(_) => None,
+        };
+        if let Some((kind, body)) = frame {
+            self.publish(g, &kind, at, body);
+        }
+        if let Some(ext) = changed_agent {
+            if let Some(a) = g.board.agent(&ext) {
+                let mut body = Map::new();
+                body.insert("agent".into(), a.json(&self.renderer, now));
+                self.publish(g, "agent.state", at, body);
+            }
+        }
+    }
+
+    fn on_tick(&self, capture_now: Option<CaptureTime>) {
+        let mut g = self.lock();
+        let g = &mut *g;
+        if let Some(c) = capture_now {
+            // The clock only moves forward.
+            if g.clock.now().is_none_or(|cur| c >= cur) {
+                g.clock = Clock {
+                    capture: Some(c),
+                    wall: Instant::now(),
+                };
+            }
+            if g.figures.roll(c) {
+                g.figures_dirty = true;
+            }
+        }
+        let since = g.last_stats.map(|t| t.elapsed());
+        let due = match since {
+            None => true,
+            Some(s) => {
+                s >= self.opts.stats_every || (g.figures_dirty && s >= self.opts.stats_min_gap)
+            }
+        };
+        if !due {
+            return;
+        }
+        g.last_stats = Some(Instant::now());
+        g.figures_dirty = false;
+        let now = self.now(g, None);
+        let (ringing, active) = g.board.counts();
+        let mut body = Map::new();
+        body.insert("figures".into(), g.figures.json());
+        body.insert("ringing".into(), json!(ringing));
+        body.insert("active".into(), json!(active));
+        body.insert("clients".into(), json!(g.clients.len()));
+        self.publish(g, "stats", now, body);
+    }
+}
+
+/// Adds the running timers of a leg as of `now`: `ring_elapsed_ms` while it rings,
+/// `talk_elapsed_ms` once answered, `hold_elapsed_ms` while the agent holds it.
+fn timers(o: &mut Map<String, Value>, l: &LegRecord, now: CaptureTime) {
+    if l.ended_at.is_some() {
+        return;
+    }
+    match l.answered_at {
+        None => {
+            let start = l.ring_start_at.unwrap_or(l.invite_at);
+            o.insert("ring_elapsed_ms".into(), json!(now.millis_since(start)));
+        }
+        Some(ans) => {
+            o.insert("talk_elapsed_ms".into(), json!(now.millis_since(ans)));
+            if on_hold(l) {
+                if let Some(h) = l.holds.iter().rev().find(|h| h.end_at.is_none()) {
+                    o.insert(
+                        "hold_elapsed_ms".into(),
+                        json!(now.millis_since(h.start_at)),
+                    );
+                }
+            }
+        }
+    }
+}
+
+fn wall_now() -> CaptureTime {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    CaptureTime(d.as_micros() as i64)
+}
+
+/// The engine-task side of the wallboard.
+pub struct WallboardSink {
+    hub: Arc<Hub>,
+}
+
+impl WallboardSink {
+    pub fn new(hub: Arc<Hub>) -> WallboardSink {
+        WallboardSink { hub }
+    }
+}
+
+impl Drop for WallboardSink {
+    /// The engine task is over (shutdown): let every connection close.
+    fn drop(&mut self) {
+        self.hub.close_all();
+    }
+}
+
+impl EventSink for WallboardSink {
+    fn on_event(&mut self, ev: &Event) {
+        self.hub.on_event(ev);
+    }
+
+    fn on_tick(&mut self, tick: &Tick<'_>) {
+        self.hub.on_tick(tick.now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn hub(opts: HubOptions) -> Arc<Hub> {
+        let cfg = Config::default().validate(None).unwrap();
+        let m = Metrics::new(10_000, 3.6);
+        Hub::new(&cfg, &m, opts)
+    }
+
+    fn tick(h: &Hub) {
+        h.lock().last_stats = None;
+        h.on_tick(Some(CaptureTime::from_secs_micros(1_800_000_000, 0)));
+    }
+
+    fn seqs(frames: &[Frame]) -> Vec<u64> {
+        frames.iter().map(|f| f.seq).collect()
+    }
+
+    #[test]
+    fn call_id_digit_runs_are_masked() {
+        assert_eq!(
+            mask_digit_runs("13812345678-1@10.0.0.1"),
+            "138****5678-1@10.0.0.1"
+        );
+        assert_eq!(mask_digit_runs("abc123"), "abc123");
+    }
+
+    #[test]
+    fn resume_replays_what_was_missed_else_a_snapshot() {
+        let h = hub(HubOptions {
+            replay_frames: 4,
+            ..HubOptions::default()
+        });
+        for _ in 0..3 {
+            tick(&h);
+        }
+        let s = h.subscribe(Some(1), None).unwrap();
+        assert_eq!(seqs(&s.initial), vec![2, 3]);
+        let s = h.subscribe(Some(3), Some(h.boot())).unwrap();
+        assert!(s.initial.is_empty(), "nothing missed");
+        let s = h.subscribe(Some(2), Some("another-boot")).unwrap();
+        assert!(s.initial[0].text.as_str().contains("\"type\":\"snapshot\""));
+        for _ in 0..5 {
+            tick(&h);
+        }
+        // 8 frames, 4 kept (5..=8): since=3 is too old, since=4 is just covered.
+        let s = h.subscribe(Some(3), None).unwrap();
+        assert!(s.initial[0].text.as_str().contains("\"type\":\"snapshot\""));
+        assert_eq!(s.initial[0].seq, 8);
+        assert_eq!(
+            seqs(&h.subscribe(Some(4), None).unwrap().initial),
+            vec![5, 6, 7, 8]
+        );
+        // A `since` from the future (another run) gets a snapshot.
+        let s = h.subscribe(Some(99), None).unwrap();
+        assert!(s.initial[0].text.as_str().contains("\"type\":\"snapshot\""));
+    }
+
+    #[test]
+    fn a_full_client_queue_disconnects_that_client_and_counts() {
+        let h = hub(HubOptions {
+            client_queue: 2,
+            ..HubOptions::default()
+        });
+        let mut slow = h.subscribe(None, None).unwrap();
+        let mut fast = h.subscribe(None, None).unwrap();
+        assert_eq!(h.clients(), 2);
+        for _ in 0..2 {
+            tick(&h);
+            assert!(fast.rx.try_recv().is_ok());
+        }
+        tick(&h);
+        assert_eq!(h.clients(), 1, "the slow client is gone");
+        assert_eq!(
+            h.dropped.get(),
+            3,
+            "the frame that did not fit and the two queued"
+        );
+        assert!(fast.rx.try_recv().is_ok());
+        // The slow one gets what was queued, then the end.
+        assert!(slow.rx.try_recv().is_ok());
+        assert!(slow.rx.try_recv().is_ok());
+        assert!(matches!(
+            slow.rx.try_recv(),
+            Err(mpsc::error::TryRecvError::Disconnected)
+        ));
+        drop(fast);
+        assert_eq!(h.clients(), 0);
+    }
+}
