@@ -150,6 +150,15 @@ fn exercise(m: &SipMessage<'_>) {
     }
 }
 
+/// The views `parse` keeps from validation equal those parsed on demand.
+fn same_views(validated: &SipMessage<'_>, lenient: &SipMessage<'_>) {
+    assert_eq!(validated.from(), lenient.from());
+    assert_eq!(validated.to(), lenient.to());
+    assert_eq!(validated.cseq(), lenient.cseq());
+    assert_eq!(validated.top_via(), lenient.top_via());
+    assert_eq!(validated.contact(), lenient.contact());
+}
+
 #[test]
 fn every_message_gets_its_verdict() {
     let on_disk: BTreeSet<String> = std::fs::read_dir(dir())
@@ -175,6 +184,9 @@ fn every_message_gets_its_verdict() {
         }
         if let Ok(m) = SipMessage::parse_lenient(&raw) {
             exercise(&m);
+        }
+        if let Ok(m) = SipMessage::parse(&raw) {
+            same_views(&m, &SipMessage::parse_lenient(&raw).unwrap());
         }
     }
     assert!(wrong.is_empty(), "wrong verdicts:\n{}", wrong.join("\n"));
@@ -737,14 +749,20 @@ fn component_probe() {
     let contact = m.header(HeaderName::Contact).unwrap();
     for _ in 0..n {
         match which.as_str() {
-            "framing" => drop(black_box(SipMessage::parse_lenient(black_box(TYPICAL_INVITE)))),
+            "framing" => drop(black_box(SipMessage::parse_lenient(black_box(
+                TYPICAL_INVITE,
+            )))),
             "validate" => drop(black_box(black_box(&m).validate())),
-            "uri" => drop(black_box(callwatch::wire::sip::Uri::parse(black_box(b"sip:13800138000@10.20.30.1")))),
+            "uri" => drop(black_box(callwatch::wire::sip::Uri::parse(black_box(
+                b"sip:13800138000@10.20.30.1",
+            )))),
             "from" => drop(black_box(NameAddr::parse(black_box(from)))),
             "via" => drop(black_box(callwatch::wire::sip::Via::parse(black_box(via)))),
             "contact" => drop(black_box(NameAddr::parse(black_box(contact)))),
             "cseq" => drop(black_box(CSeq::parse(black_box(b"27461 INVITE")))),
-            "name" => drop(black_box(HeaderName::from_bytes(black_box(b"Content-Type")))),
+            "name" => drop(black_box(HeaderName::from_bytes(black_box(
+                b"Content-Type",
+            )))),
             _ => {}
         }
     }

@@ -85,6 +85,9 @@ pub struct SipMessage<'a> {
     headers: SmallVec<[HeaderSlot; 32]>,
     /// Into `raw`.
     body: Span,
+    /// What validation parsed, kept as offsets so the getters need not parse again.
+    /// `None` after [`SipMessage::parse_lenient`].
+    parsed: Option<Parsed>,
 }
 
 impl<'a> SipMessage<'a> {
@@ -96,8 +99,8 @@ impl<'a> SipMessage<'a> {
     /// is the rest of `buf`, which is right for UDP only (RFC 3261 §18.3: the header is
     /// mandatory on streams).
     pub fn parse(buf: &'a [u8]) -> Result<SipMessage<'a>, SipError> {
-        let msg = SipMessage::parse_lenient(buf)?;
-        msg.validate()?;
+        let mut msg = SipMessage::parse_lenient(buf)?;
+        msg.parsed = Some(msg.check()?);
         Ok(msg)
     }
 
@@ -238,6 +241,7 @@ impl<'a> SipMessage<'a> {
             first_line: Span::new(0, line.len()),
             headers,
             body: Span::new(header_end, total),
+            parsed: None,
         })
     }
 
@@ -248,10 +252,17 @@ impl<'a> SipMessage<'a> {
     /// and every Contact value (regbadct). Missing headers are not an error here (insuf);
     /// see [`SipMessage::require_dialog_headers`].
     pub fn validate(&self) -> Result<(), SipError> {
+        self.check().map(|_| ())
+    }
+
+    /// [`SipMessage::validate`], keeping what it parsed.
+    fn check(&self) -> Result<Parsed, SipError> {
+        let text: &[u8] = &self.text;
+        let mut parsed = Parsed::default();
         // One pass over the index; a singleton seen twice fails at once.
         let mut seen = [false; HEADER_NAME_COUNT];
         for h in &self.headers {
-            let v = h.value.of(&self.text);
+            let v = h.value.of(text);
             match h.id {
                 HeaderName::CallId
                 | HeaderName::From
@@ -272,9 +283,8 @@ impl<'a> SipMessage<'a> {
                 HeaderName::CallId if v.is_empty() || v.iter().any(|&c| lex::is_ws(c)) => {
                     return Err(SipError::BadHeader);
                 }
-                HeaderName::From | HeaderName::To => {
-                    NameAddr::parse(v)?;
-                }
+                HeaderName::From => parsed.from = Some(AddrSpans::of(text, &NameAddr::parse(v)?)),
+                HeaderName::To => parsed.to = Some(AddrSpans::of(text, &NameAddr::parse(v)?)),
                 HeaderName::CSeq => {
                     let cseq = CSeq::parse(v)?;
                     if let StartLine::Request { method, .. } = self.start {
@@ -282,21 +292,34 @@ impl<'a> SipMessage<'a> {
                             return Err(SipError::CSeqMethodMismatch);
                         }
                     }
+                    // The method token ends the (trimmed) value; known methods carry
+                    // no slice, so take it from the text.
+                    let method_start = v.iter().rposition(|&c| lex::is_ws(c)).map_or(0, |i| i + 1);
+                    parsed.cseq = Some((cseq.seq, span_of(text, from(v, method_start))));
                 }
                 HeaderName::Via => {
                     for part in lex::split_top_level(v, b',') {
-                        Via::parse(part)?;
+                        let via = Via::parse(part)?;
+                        if !parsed.has_via {
+                            parsed.has_via = true;
+                            parsed.top_via = Some(ViaSpans::of(text, &via));
+                        }
                     }
                 }
                 HeaderName::Contact if v != b"*" => {
                     for part in lex::split_top_level(v, b',') {
-                        NameAddr::parse(part)?;
+                        let contact = NameAddr::parse(part)?;
+                        if !parsed.has_contact {
+                            parsed.has_contact = true;
+                            parsed.contact = Some(AddrSpans::of(text, &contact));
+                        }
                     }
                 }
+                HeaderName::Contact => parsed.has_contact = true,
                 _ => {}
             }
         }
-        Ok(())
+        Ok(parsed)
     }
 
     /// Checks that Call-ID, From, To, CSeq and Via are present (RFC 3261 §8.1.1): what
@@ -450,19 +473,34 @@ impl<'a> SipMessage<'a> {
     }
 
     pub fn cseq(&self) -> Option<CSeq<'_>> {
-        CSeq::parse(self.header(HeaderName::CSeq)?).ok()
+        match &self.parsed {
+            Some(p) => p.cseq.map(|(seq, method)| CSeq {
+                seq,
+                method: Method::from_bytes(method.of(&self.text)),
+            }),
+            None => CSeq::parse(self.header(HeaderName::CSeq)?).ok(),
+        }
     }
 
     pub fn from(&self) -> Option<NameAddr<'_>> {
-        NameAddr::parse(self.header(HeaderName::From)?).ok()
+        match &self.parsed {
+            Some(p) => p.from.map(|a| a.get(&self.text)),
+            None => NameAddr::parse(self.header(HeaderName::From)?).ok(),
+        }
     }
 
     pub fn to(&self) -> Option<NameAddr<'_>> {
-        NameAddr::parse(self.header(HeaderName::To)?).ok()
+        match &self.parsed {
+            Some(p) => p.to.map(|a| a.get(&self.text)),
+            None => NameAddr::parse(self.header(HeaderName::To)?).ok(),
+        }
     }
 
     /// The first value of the first Via header (the hop that sent this message).
     pub fn top_via(&self) -> Option<Via<'_>> {
+        if let Some(p) = &self.parsed {
+            return p.top_via.map(|v| v.get(&self.text));
+        }
         let first = lex::split_top_level(self.header(HeaderName::Via)?, b',').next()?;
         Via::parse(first).ok()
     }
@@ -481,6 +519,9 @@ impl<'a> SipMessage<'a> {
 
     /// The first Contact value; `None` for `Contact: *`.
     pub fn contact(&self) -> Option<NameAddr<'_>> {
+        if let Some(p) = &self.parsed {
+            return p.contact.map(|a| a.get(&self.text));
+        }
         NameAddr::parse(self.header_values(HeaderName::Contact).next()?).ok()
     }
 
@@ -537,6 +578,119 @@ impl<'a> SipMessage<'a> {
             return None;
         }
         multipart::find_sdp(self.content_type(), body)
+    }
+}
+
+/// The values [`SipMessage::validate`] parsed, as offsets into the header text: the
+/// getters the engine calls on every message rebuild their views from these instead of
+/// parsing again. Plain offsets, because the text may be the message's own unfolded copy.
+#[derive(Clone, Copy, Debug, Default)]
+struct Parsed {
+    from: Option<AddrSpans>,
+    to: Option<AddrSpans>,
+    /// CSeq number and method token.
+    cseq: Option<(u32, Span)>,
+    top_via: Option<ViaSpans>,
+    has_via: bool,
+    /// First Contact value; `None` for `Contact: *` or no Contact.
+    contact: Option<AddrSpans>,
+    has_contact: bool,
+}
+
+/// Where `part`, a sub-slice of `text`, lies in it. Slices that are not inside `text`
+/// (only ever empty constants) map to an empty span.
+fn span_of(text: &[u8], part: &[u8]) -> Span {
+    let offset = (part.as_ptr() as usize).wrapping_sub(text.as_ptr() as usize);
+    match offset.checked_add(part.len()) {
+        Some(end) if end <= text.len() => Span::new(offset, end),
+        _ => Span::default(),
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct UriSpans {
+    scheme: Span,
+    user: Option<Span>,
+    host: Span,
+    port: Option<u16>,
+    params: Span,
+    headers: Span,
+}
+
+impl UriSpans {
+    fn of(text: &[u8], u: &Uri<'_>) -> UriSpans {
+        UriSpans {
+            scheme: span_of(text, u.scheme),
+            user: u.user.map(|x| span_of(text, x)),
+            host: span_of(text, u.host),
+            port: u.port,
+            params: span_of(text, u.params),
+            headers: span_of(text, u.headers),
+        }
+    }
+
+    fn get<'t>(&self, text: &'t [u8]) -> Uri<'t> {
+        Uri {
+            scheme: self.scheme.of(text),
+            user: self.user.map(|x| x.of(text)),
+            host: self.host.of(text),
+            port: self.port,
+            params: self.params.of(text),
+            headers: self.headers.of(text),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct AddrSpans {
+    display: Option<Span>,
+    uri: UriSpans,
+    params: Span,
+}
+
+impl AddrSpans {
+    fn of(text: &[u8], a: &NameAddr<'_>) -> AddrSpans {
+        AddrSpans {
+            display: a.display.map(|d| span_of(text, d)),
+            uri: UriSpans::of(text, &a.uri),
+            params: span_of(text, a.params),
+        }
+    }
+
+    fn get<'t>(&self, text: &'t [u8]) -> NameAddr<'t> {
+        NameAddr {
+            display: self.display.map(|d| d.of(text)),
+            uri: self.uri.get(text),
+            params: self.params.of(text),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+struct ViaSpans {
+    transport: Span,
+    sent_by: Span,
+    branch: Option<Span>,
+    params: Span,
+}
+
+impl ViaSpans {
+    fn of(text: &[u8], v: &Via<'_>) -> ViaSpans {
+        ViaSpans {
+            transport: span_of(text, v.transport),
+            sent_by: span_of(text, v.sent_by),
+            branch: v.branch.map(|b| span_of(text, b)),
+            params: span_of(text, v.params),
+        }
+    }
+
+    fn get<'t>(&self, text: &'t [u8]) -> Via<'t> {
+        Via {
+            transport: self.transport.of(text),
+            sent_by: self.sent_by.of(text),
+            branch: self.branch.map(|b| b.of(text)),
+            params: self.params.of(text),
+        }
     }
 }
 

@@ -131,8 +131,11 @@ fn folded_headers_are_unfolded_in_one_copy() {
     );
     assert_eq!(m.via_count(), 2);
     assert_eq!(m.header_by_name(b"subject"), Some(&b"one   two"[..]));
-    // raw() is the original, not the copy.
+    // raw() is the original, not the copy; views kept from validation point into the copy.
     assert_eq!(m.raw(), &raw[..]);
+    let lenient = SipMessage::parse_lenient(raw).unwrap();
+    assert_eq!(m.from(), lenient.from());
+    assert_eq!(m.top_via(), lenient.top_via());
     // LF-only folding: one space per LF.
     let m = parse(b"OPTIONS sip:a@b SIP/2.0\nSubject: one\n two\nl: 0\n\n");
     assert_eq!(m.header_by_name(b"subject"), Some(&b"one  two"[..]));
@@ -564,7 +567,15 @@ proptest! {
             exercise(&m);
             prop_assert!(m.len() <= v.len());
         }
-        let _ = SipMessage::parse(&v);
+        if let Ok(m) = SipMessage::parse(&v) {
+            // The views kept from validation equal those parsed on demand.
+            let lenient = SipMessage::parse_lenient(&v).unwrap();
+            prop_assert_eq!(m.from(), lenient.from());
+            prop_assert_eq!(m.to(), lenient.to());
+            prop_assert_eq!(m.cseq(), lenient.cseq());
+            prop_assert_eq!(m.top_via(), lenient.top_via());
+            prop_assert_eq!(m.contact(), lenient.contact());
+        }
     }
 
     #[test]
