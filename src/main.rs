@@ -47,6 +47,9 @@ enum Command {
     },
     /// Validates a configuration file and prints the effective configuration.
     CheckConfig { file: PathBuf },
+    /// Reads a password on standard input (one line) and prints its Argon2id PHC string
+    /// for `[[auth.users]] password_hash`. Simple passwords are refused (Art. 100).
+    HashPassword,
     /// The daemon: HEP collector (UDP and TCP on capture.hep_listen), live rules,
     /// Prometheus metrics and health checks on http.listen. Stops on SIGTERM/SIGINT.
     Run {
@@ -168,6 +171,7 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::HashPassword => hash_password_main(),
         Command::Run { config } => daemon_main(config, false),
         Command::Demo { config } => daemon_main(config, true),
         Command::Loadgen {
@@ -209,6 +213,35 @@ fn main() -> ExitCode {
                     ExitCode::from(1)
                 }
             }
+        }
+    }
+}
+
+/// `callwatch hash-password`: a password on stdin, its PHC string on stdout.
+fn hash_password_main() -> ExitCode {
+    use callwatch::api::inspect::auth::{check_password_policy, hash_password};
+    use std::io::BufRead;
+    if std::io::stdin().is_terminal() {
+        eprint!("password (shown as typed; `read -rs P && echo \"$P\" | callwatch hash-password` hides it): ");
+    }
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().lock().read_line(&mut line) {
+        eprintln!("callwatch: reading the password: {e}");
+        return ExitCode::from(2);
+    }
+    let pw = line.trim_end_matches(['\r', '\n']);
+    if let Err(why) = check_password_policy(pw) {
+        eprintln!("callwatch: password refused: {why}");
+        return ExitCode::from(2);
+    }
+    match hash_password(pw) {
+        Ok(h) => {
+            println!("{h}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("callwatch: hashing failed: {e}");
+            ExitCode::from(1)
         }
     }
 }

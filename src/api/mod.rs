@@ -18,6 +18,8 @@ pub mod ws;
 use crate::daemon::Health;
 use crate::sinks::metrics::Metrics;
 
+pub mod inspect;
+
 /// OpenMetrics text, which carries the ring-time exemplars; Prometheus asks for it.
 pub const OPENMETRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";

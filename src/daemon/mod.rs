@@ -243,6 +243,7 @@ pub async fn run(
 
     let engine = Engine::new(EngineSettings::from_config(cfg));
     let (store, store_sink) = StoreService::start(cfg, &metrics, opts.store.clone()).await?;
+    let inspect = crate::api::inspect::Inspect::from_config(cfg, store.store())?;
     let mut sinks: Vec<Box<dyn EventSink>> = vec![Box::new(MetricsSink::new(
         metrics.clone(),
         cfg.zone,
@@ -285,14 +286,19 @@ pub async fn run(
         metrics: metrics.clone(),
         health: health.clone(),
     });
+    let router = router.merge(crate::api::inspect::router(Arc::new(inspect)));
     let router = router.merge(crate::api::ws::router(wallboard));
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let http_task = tokio::spawn(async move {
-        axum::serve(listeners.http, router)
-            .with_graceful_shutdown(async move {
-                let _ = http_stop_rx.await;
-            })
-            .await
+        // With the peer address: failed logins are limited per client too.
+        axum::serve(
+            listeners.http,
+            router.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move {
+            let _ = http_stop_rx.await;
+        })
+        .await
     });
     tracing::info!(%hep_addr, %http_addr, "callwatch listening: HEP on UDP and TCP, HTTP");
 
