@@ -524,6 +524,9 @@ async fn verdicts_need_an_inspector_a_reason_to_dismiss_and_are_audited() {
         )
         .await;
     assert_eq!(r.status, StatusCode::OK);
+    let stored = a.store.get_leg("L1").await.unwrap().unwrap();
+    assert_eq!(stored.reviews.len(), 2);
+    assert_eq!(stored.reviews[0].points, 1, "late_answer: scorecard.points");
     let leg = a.get("/api/legs/L1", &v).await.json();
     assert_eq!(leg["review"], "mixed");
     assert_eq!(leg["violations"][1]["reason"], "第65条 骚扰电话");
