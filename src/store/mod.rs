@@ -164,6 +164,13 @@ impl Store {
                     .connect_with(opts)
                     .await
                     .map_err(open_err)?;
+                // Customer numbers and SIP text: readable by the daemon's user only
+                // (SQLite gives its WAL and shared-memory files the same mode).
+                #[cfg(unix)]
+                if let Some(path) = sqlite_path(url) {
+                    use std::os::unix::fs::PermissionsExt;
+                    let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600));
+                }
                 Store {
                     pool: Pool::Sqlite(pool),
                     backend: Backend::Sqlite,

@@ -103,6 +103,11 @@ pub fn open(
     segment_bytes: u64,
 ) -> io::Result<(SpoolWriter, SpoolReader)> {
     fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
     let existing = segments(dir)?;
     let mut cp = read_checkpoint(dir);
     if let Some(&first) = existing.first() {
@@ -150,11 +155,16 @@ pub fn open(
     Ok((writer, reader))
 }
 
+/// Segments hold customer numbers and SIP text: readable by the daemon's user only.
 fn create_segment(dir: &Path, seq: u64) -> io::Result<File> {
-    OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(segment_path(dir, seq))
+    let mut o = OpenOptions::new();
+    o.create(true).append(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(segment_path(dir, seq))
 }
 
 /// The appending side, owned by the store sink on the engine task.
