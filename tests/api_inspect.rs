@@ -700,3 +700,143 @@ async fn the_inspector_page_is_served_self_contained_in_two_languages() {
     let r = a.call("GET", "/inspect", None, None).await;
     assert!(r.status.is_redirection());
 }
+
+#[test]
+fn accounts_are_checked_before_the_daemon_starts() {
+    use callwatch::config::Config;
+    let good = hash_password(PW).unwrap();
+    let user = |name: &str, hash: &str| UserConfig {
+        name: name.into(),
+        role: Role::Inspector,
+        password_hash: hash.into(),
+    };
+    let check = |users: Vec<UserConfig>| {
+        let mut c = Config::default();
+        c.auth.users = users;
+        c.validate(None).map(|_| ()).map_err(|e| e.to_string())
+    };
+    assert!(check(vec![user("zhang", &good), user("li", &good)]).is_ok());
+    let e = check(vec![user("zhang", &good), user("Zhang", &good)]).unwrap_err();
+    assert!(e.contains("auth.users[1].name"), "{e}");
+    let e = check(vec![user("zhang", "plaintext")]).unwrap_err();
+    assert!(e.contains("auth.users[0].password_hash"), "{e}");
+    // Argon2i or bcrypt are not Argon2id.
+    let e = check(vec![user("zhang", &good.replace("argon2id", "argon2i"))]).unwrap_err();
+    assert!(e.contains("password_hash"), "{e}");
+    let e = check(vec![user("two words", &good)]).unwrap_err();
+    assert!(e.contains("name"), "{e}");
+    let mut c = Config::default();
+    c.auth.session_minutes = 0;
+    assert!(c.validate(None).is_err());
+    // From TOML, unknown keys of an account are refused with their name.
+    let dir = store_support::temp_dir("cfg");
+    let f = dir.join("c.toml");
+    std::fs::write(
+        &f,
+        format!(
+            "[[auth.users]]\nname = \"zhang\"\nrole = \"inspector\"\npassword_hash = \"{good}\"\n"
+        ),
+    )
+    .unwrap();
+    let c = Config::load_with_env(Some(&f), Vec::new()).unwrap();
+    assert_eq!(c.auth.users[0].role, Role::Inspector);
+    std::fs::write(
+        &f,
+        format!("[[auth.users]]\nname = \"zhang\"\nrole = \"boss\"\npassword_hash = \"{good}\"\n"),
+    )
+    .unwrap();
+    assert!(Config::load_with_env(Some(&f), Vec::new()).is_err());
+    std::fs::write(
+        &f,
+        format!(
+            "[[auth.users]]\nname = \"zhang\"\nrole = \"admin\"\npassword = \"x\"\npassword_hash = \"{good}\"\n"
+        ),
+    )
+    .unwrap();
+    let e = Config::load_with_env(Some(&f), Vec::new())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("password"), "{e}");
+}
+
+/// The routes are mounted in the daemon, served with the client address, and the
+/// secret is generated into the data folder with mode 0600.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_serves_the_api_and_keeps_a_generated_secret_private() {
+    use callwatch::config::Config;
+    use callwatch::daemon::{self, Listeners, Options};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let dir = store_support::temp_dir("daemon-api");
+    let mut c = Config::default();
+    c.store.url = format!("sqlite://{}/callwatch.db", dir.display());
+    c.auth.users = vec![UserConfig {
+        name: "admin1".into(),
+        role: Role::Admin,
+        password_hash: hash_password(PW).unwrap(),
+    }];
+    let cfg = c.validate(None).unwrap();
+    let l = Listeners::bind(
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .await
+    .unwrap();
+    let http = l.http_addr().unwrap();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        daemon::run(&cfg, l, Options::default(), async move {
+            let _ = rx.await;
+        })
+        .await
+    });
+    let request = |raw: String| async move {
+        for _ in 0..100 {
+            if let Ok(mut s) = tokio::net::TcpStream::connect(http).await {
+                s.write_all(raw.as_bytes()).await.unwrap();
+                let mut out = String::new();
+                s.read_to_string(&mut out).await.unwrap();
+                return out;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("no HTTP");
+    };
+    let out =
+        request("GET /api/legs HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".into()).await;
+    assert!(out.starts_with("HTTP/1.1 401"), "{out}");
+    let body = format!(r#"{{"name":"admin1","password":"{PW}"}}"#);
+    let out = request(format!(
+        "POST /api/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    ))
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    let token = out
+        .split("\"token\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let out = request(format!(
+        "GET /api/audit?action=login HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    ))
+    .await;
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    assert!(
+        out.contains("client 127.0.0.1"),
+        "the client address is known: {out}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.join("auth.secret"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    tx.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
