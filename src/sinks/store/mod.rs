@@ -12,8 +12,9 @@
 //!
 //! When-full policy: the spool holds at most `spool_max_bytes` not yet committed; a leg
 //! beyond that is refused and counted in `callwatch_events_dropped_total{sink="store"}`
-//! (and logged). SIP messages evicted from the bounded SIP buffer are counted in
-//! `callwatch_events_dropped_total{sink="store_sip"}`.
+//! (and logged). The SIP text of open calls is kept in memory within a budget, spilled
+//! to `<spool>/sip/` beyond it, and dropped (counted in
+//! `callwatch_events_dropped_total{sink="store_sip"}`) when the disk budget is full too.
 //!
 //! Messages that arrive just after the leg ends (the 200 to the BYE) are caught by a
 //! second write of a flagged leg `sip_linger` of capture time later, when more arrived.
@@ -50,6 +51,8 @@ pub struct StoreOptions {
     pub batch: usize,
     /// Memory for the SIP text of open calls.
     pub sip_budget_bytes: usize,
+    /// Disk for the SIP text of open calls beyond `sip_budget_bytes`.
+    pub sip_spill_bytes: u64,
     /// Capture time after a flagged leg ends during which late SIP messages are added.
     pub sip_linger: Duration,
     /// Period of the retention purge.
@@ -65,6 +68,7 @@ impl Default for StoreOptions {
             segment_bytes: 4 << 20,
             batch: 256,
             sip_budget_bytes: 64 << 20,
+            sip_spill_bytes: 512 << 20,
             sip_linger: Duration::from_secs(4),
             purge_every: Duration::from_secs(3600),
             node: default_node_name(),
@@ -117,18 +121,27 @@ pub struct StoreSink {
 }
 
 impl StoreSink {
+    /// `spill`: where the SIP text of open calls goes beyond its memory budget (None:
+    /// it is dropped and counted).
     pub fn new(
         spool: SpoolWriter,
+        spill: Option<sip::Spill>,
         metrics: &Metrics,
         opts: &StoreOptions,
         max_leg_ms: u64,
     ) -> StoreSink {
-        let max_keep_us = (max_leg_ms as i64)
-            .saturating_add(120_000)
-            .saturating_mul(1000);
+        let mut buffer = SipBuffer::new(
+            opts.sip_budget_bytes,
+            (max_leg_ms as i64)
+                .saturating_add(120_000)
+                .saturating_mul(1000),
+        );
+        if let Some(spill) = spill {
+            buffer = buffer.with_spill(spill);
+        }
         StoreSink {
             spool,
-            sip: SipBuffer::new(opts.sip_budget_bytes, max_keep_us),
+            sip: buffer,
             pending: Vec::new(),
             node: opts.node.clone(),
             linger_us: opts.sip_linger.as_micros().min(i64::MAX as u128) as i64,
@@ -367,7 +380,14 @@ impl StoreService {
                 source,
             })?;
         let shared = writer.shared().clone();
-        let mut sink = StoreSink::new(writer, metrics, &opts, cfg.raw.engine.max_leg_ms);
+        let spill = match sip::Spill::open(dir.join("sip"), opts.sip_spill_bytes) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!("store: no SIP spill folder, over-budget SIP text is dropped: {e}");
+                None
+            }
+        };
+        let mut sink = StoreSink::new(writer, spill, metrics, &opts, cfg.raw.engine.max_leg_ms);
         sink._claim = Some(claim.clone());
         let (stop, stop_rx) = watch::channel(false);
         let stats = Arc::new(WriterStats::default());

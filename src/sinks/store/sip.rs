@@ -10,10 +10,15 @@
 //! [`MAX_MESSAGES_PER_CALL`] messages per call and [`MAX_MESSAGE_BYTES`] per message.
 //! Calls with no open leg are forgotten [`IDLE_US`] after their last message; calls with
 //! an open leg are kept until the leg ends (and for at most `max_keep_us`). Over budget,
-//! the least recently active call without an open leg goes first, then the least
-//! recently active call; every message dropped that way is counted.
+//! the messages of the least recently active call (one without an open leg first) are
+//! spilled to disk ([`Spill`]: append-only segment files, deleted once none of their
+//! messages is needed), within their own byte budget; when that is full too, they are
+//! dropped, and every message dropped is counted.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::PathBuf;
 
 use crate::engine::Captured;
 use crate::store::SipRow;
@@ -30,6 +35,8 @@ const OVERHEAD: usize = 160;
 #[derive(Debug, Default)]
 struct CallSip {
     msgs: Vec<SipRow>,
+    /// Messages moved to the spill files, in arrival order.
+    spilled: Vec<SpillRef>,
     bytes: usize,
     last_at: i64,
     /// Key in the activity index.
@@ -55,6 +62,146 @@ pub struct SipBuffer {
     budget_bytes: usize,
     max_keep_us: i64,
     drops: SipDrops,
+    spill: Option<Spill>,
+}
+
+/// Where one spilled message is.
+#[derive(Clone, Copy, Debug)]
+struct SpillRef {
+    segment: u64,
+    offset: u64,
+    len: u32,
+}
+
+/// Segment size of the spill files.
+const SPILL_SEGMENT: u64 = 8 << 20;
+
+/// Append-only files holding the SIP text of calls evicted from memory. The index lives
+/// in memory (the refs of each call), so the files are worthless after a restart and
+/// are removed when the spill opens.
+#[derive(Debug)]
+pub struct Spill {
+    dir: PathBuf,
+    file: Option<File>,
+    segment: u64,
+    len: u64,
+    max_bytes: u64,
+    /// segment → (messages still referenced, bytes)
+    live: BTreeMap<u64, (usize, u64)>,
+    used: u64,
+}
+
+impl Spill {
+    /// Opens (and empties) the spill folder `dir`, holding at most `max_bytes`.
+    pub fn open(dir: PathBuf, max_bytes: u64) -> std::io::Result<Spill> {
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            fs::set_permissions(&dir, fs::Permissions::from_mode(0o700))?;
+        }
+        Ok(Spill {
+            dir,
+            file: None,
+            segment: 0,
+            len: 0,
+            max_bytes,
+            live: BTreeMap::new(),
+            used: 0,
+        })
+    }
+
+    fn path(&self, segment: u64) -> PathBuf {
+        self.dir.join(format!("{segment:012}.sip"))
+    }
+
+    /// Writes the messages; None when they do not fit or the disk fails.
+    fn write(&mut self, msgs: &[SipRow]) -> Option<Vec<SpillRef>> {
+        let mut blobs = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            blobs.push(serde_json::to_vec(m).ok()?);
+        }
+        let total: u64 = blobs.iter().map(|b| b.len() as u64).sum();
+        if self.used + total > self.max_bytes {
+            return None;
+        }
+        if self.file.is_none() || self.len + total > SPILL_SEGMENT {
+            if self.file.is_some() {
+                self.segment += 1;
+                self.retire_empty();
+            }
+            let mut o = OpenOptions::new();
+            o.create(true).append(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                o.mode(0o600);
+            }
+            self.file = Some(o.open(self.path(self.segment)).ok()?);
+            self.len = 0;
+        }
+        let file = self.file.as_mut()?;
+        let mut refs = Vec::with_capacity(blobs.len());
+        let mut buf = Vec::with_capacity(total as usize);
+        for b in &blobs {
+            refs.push(SpillRef {
+                segment: self.segment,
+                offset: self.len + buf.len() as u64,
+                len: b.len() as u32,
+            });
+            buf.extend_from_slice(b);
+        }
+        if file.write_all(&buf).is_err() {
+            // Whatever was written is garbage now: start a new segment next time.
+            self.file = None;
+            self.segment += 1;
+            return None;
+        }
+        self.len += total;
+        self.used += total;
+        let e = self.live.entry(self.segment).or_default();
+        e.0 += refs.len();
+        e.1 += total;
+        Some(refs)
+    }
+
+    fn read(&self, r: &SpillRef) -> Option<SipRow> {
+        let mut f = File::open(self.path(r.segment)).ok()?;
+        f.seek(SeekFrom::Start(r.offset)).ok()?;
+        let mut buf = vec![0u8; r.len as usize];
+        f.read_exact(&mut buf).ok()?;
+        serde_json::from_slice(&buf).ok()
+    }
+
+    fn release(&mut self, refs: &[SpillRef]) {
+        for r in refs {
+            if let Some(e) = self.live.get_mut(&r.segment) {
+                e.0 = e.0.saturating_sub(1);
+            }
+        }
+        self.retire_empty();
+    }
+
+    /// Deletes the segments no message needs any more (but the one being written).
+    fn retire_empty(&mut self) {
+        let dead: Vec<u64> = self
+            .live
+            .iter()
+            .filter(|(&s, &(n, _))| n == 0 && (s != self.segment || self.file.is_none()))
+            .map(|(&s, _)| s)
+            .collect();
+        for s in dead {
+            if let Some((_, bytes)) = self.live.remove(&s) {
+                self.used = self.used.saturating_sub(bytes);
+            }
+            let _ = fs::remove_file(self.path(s));
+        }
+    }
+
+    pub fn used_bytes(&self) -> u64 {
+        self.used
+    }
 }
 
 impl SipBuffer {
@@ -67,7 +214,19 @@ impl SipBuffer {
             budget_bytes,
             max_keep_us,
             drops: SipDrops::default(),
+            spill: None,
         }
+    }
+
+    /// Spills over-budget calls to `spill` instead of dropping them.
+    pub fn with_spill(mut self, spill: Spill) -> SipBuffer {
+        self.spill = Some(spill);
+        self
+    }
+
+    /// Bytes of SIP text on disk.
+    pub fn spilled_bytes(&self) -> u64 {
+        self.spill.as_ref().map_or(0, Spill::used_bytes)
     }
 
     pub fn bytes(&self) -> usize {
@@ -112,11 +271,11 @@ impl SipBuffer {
         let id = self.next_id;
         self.next_id += 1;
         let entry = self.calls.entry(call_id.to_vec()).or_default();
-        if entry.msgs.len() >= MAX_MESSAGES_PER_CALL {
+        if entry.msgs.len() + entry.spilled.len() >= MAX_MESSAGES_PER_CALL {
             self.drops.messages += 1;
             return;
         }
-        if !entry.msgs.is_empty() {
+        if !entry.msgs.is_empty() || !entry.spilled.is_empty() {
             self.by_activity.remove(&entry.key);
         }
         entry.last_at = entry.last_at.max(at);
@@ -153,6 +312,9 @@ impl SipBuffer {
                 continue;
             }
             if let Some(c) = self.calls.get(*id) {
+                if let Some(spill) = &self.spill {
+                    out.extend(c.spilled.iter().filter_map(|r| spill.read(r)));
+                }
                 out.extend(c.msgs.iter().cloned());
             }
         }
@@ -165,7 +327,7 @@ impl SipBuffer {
         call_ids
             .iter()
             .filter_map(|id| self.calls.get(*id))
-            .map(|c| c.msgs.len())
+            .map(|c| c.msgs.len() + c.spilled.len())
             .sum()
     }
 
@@ -193,7 +355,10 @@ impl SipBuffer {
             Some(c) => {
                 self.by_activity.remove(&c.key);
                 self.bytes -= c.bytes;
-                c.msgs.len()
+                if let Some(spill) = &mut self.spill {
+                    spill.release(&c.spilled);
+                }
+                c.msgs.len() + c.spilled.len()
             }
             None => 0,
         }
@@ -201,19 +366,52 @@ impl SipBuffer {
 
     fn enforce_budget(&mut self) {
         while self.bytes > self.budget_bytes && !self.calls.is_empty() {
-            // The oldest call without an open leg (a bounded look), else the oldest.
+            // The oldest call with messages in memory and without an open leg (a bounded
+            // look), else the oldest with messages in memory.
+            let in_memory = |id: &Vec<u8>| self.calls.get(id).is_some_and(|c| !c.msgs.is_empty());
             let victim = self
                 .by_activity
                 .values()
-                .take(64)
-                .find(|id| self.calls.get(*id).is_some_and(|c| c.open_legs.is_empty()))
+                .take(256)
+                .find(|id| {
+                    in_memory(id) && self.calls.get(*id).is_some_and(|c| c.open_legs.is_empty())
+                })
+                .or_else(|| {
+                    self.by_activity
+                        .values()
+                        .take(4096)
+                        .find(|id| in_memory(id))
+                })
                 .or_else(|| self.by_activity.values().next())
                 .cloned();
             let Some(victim) = victim else {
                 break;
             };
+            if self.spill_call(&victim) {
+                continue;
+            }
             let n = self.remove(&victim);
             self.drops.messages += n as u64;
+        }
+    }
+
+    /// Moves a call's messages from memory to the spill files; false when it cannot.
+    fn spill_call(&mut self, call_id: &[u8]) -> bool {
+        let (Some(spill), Some(c)) = (self.spill.as_mut(), self.calls.get_mut(call_id)) else {
+            return false;
+        };
+        if c.msgs.is_empty() {
+            return false;
+        }
+        match spill.write(&c.msgs) {
+            Some(refs) => {
+                c.spilled.extend(refs);
+                c.msgs.clear();
+                self.bytes -= c.bytes;
+                c.bytes = 0;
+                true
+            }
+            None => false,
         }
     }
 }
@@ -289,5 +487,32 @@ mod tests {
         assert_eq!(b.count(&[b"open@x"]), 1);
         assert_eq!(b.count(&[b"idle@x"]), 0);
         assert_eq!(b.take_drops().messages, 1);
+    }
+
+    #[test]
+    fn over_budget_calls_spill_to_disk_and_come_back() {
+        let dir = std::env::temp_dir().join(format!("cw-sip-spill-{}", std::process::id()));
+        let one = sip("a@x", "INVITE sip:8001@b SIP/2.0").len() + OVERHEAD;
+        let mut b = SipBuffer::new(one * 2 + 10, i64::MAX)
+            .with_spill(Spill::open(dir.clone(), 1 << 20).unwrap());
+        feed(&mut b, 1, &sip("old@x", "INVITE sip:8001@b SIP/2.0"));
+        b.leg_open(b"old@x", "l1");
+        feed(&mut b, 2, &sip("mid@x", "INVITE sip:8002@b SIP/2.0"));
+        feed(&mut b, 3, &sip("new@x", "INVITE sip:8003@b SIP/2.0"));
+        feed(&mut b, 4, &sip("old@x", "SIP/2.0 180 Ringing"));
+        assert_eq!(b.take_drops().messages, 0, "spilled, not dropped");
+        assert!(b.bytes() <= one * 2 + 10);
+        assert!(b.spilled_bytes() > 0);
+        let m = b.messages(&[b"old@x"]);
+        let lines: Vec<&str> = m.iter().map(|m| m.first_line.as_str()).collect();
+        assert_eq!(lines, ["INVITE sip:8001@b SIP/2.0", "SIP/2.0 180 Ringing"]);
+        assert_eq!(m[0].raw, sip("old@x", "INVITE sip:8001@b SIP/2.0"));
+        assert_eq!(b.messages(&[b"mid@x"]).len(), 1);
+        // Forgetting every call frees the disk.
+        b.leg_closed(b"old@x", "l1");
+        b.expire(CaptureTime::from_secs_micros(1000, 0).0);
+        assert_eq!(b.calls(), 0);
+        let files = std::fs::read_dir(&dir).unwrap().count();
+        assert!(files <= 1, "{files} spill files left");
     }
 }
