@@ -107,6 +107,8 @@ async fn serve(hub: Arc<Hub>, mut socket: WebSocket, q: WsQuery) {
                     ok = send(&hub, &mut socket, f) => ok,
                 };
                 if !sent {
+                    // The frame being sent and every one queued are lost to it.
+                    hub.count_dropped(1 + sub.rx.len() as u64);
                     tracing::debug!("wallboard client too slow: disconnected");
                     return;
                 }

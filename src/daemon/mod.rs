@@ -291,8 +291,12 @@ pub async fn run(
     let (http_stop_tx, http_stop_rx) = tokio::sync::oneshot::channel::<()>();
     let http_task = tokio::spawn(async move {
         // With the peer address: failed logins are limited per client too.
+        // No Nagle delay: a websocket frame leaves at once (else ~40 ms behind an ACK).
+        let http = axum::serve::ListenerExt::tap_io(listeners.http, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         axum::serve(
-            listeners.http,
+            http,
             router.into_make_service_with_connect_info::<SocketAddr>(),
         )
         .with_graceful_shutdown(async move {

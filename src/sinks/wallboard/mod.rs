@@ -261,6 +261,11 @@ impl Hub {
         self.lock().clients.len()
     }
 
+    /// Counts frames a connection lost (its socket did not take them in time).
+    pub fn count_dropped(&self, frames: u64) {
+        self.dropped.inc_by(frames);
+    }
+
     /// Drops every client's queue: their connections send what is queued and close.
     pub fn close_all(&self) {
         self.lock().clients.clear();
