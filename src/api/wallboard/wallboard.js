@@ -18,6 +18,7 @@
       no_ringing: '当前无来电振铃',
       ticker_title: '最新违规提醒',
       no_violations: '暂无违规',
+      no_calls: '暂无接听',
       agents_title: '坐席状态',
       sl_title: '今日服务水平（按组）',
       team: '班组',
@@ -39,13 +40,13 @@
       calls: (n) => `${n} 通`,
       agents_n: (n) => `${n} 名坐席`,
       rules: {
-        late_answer: ['超时接听', '第60条 三声/10秒'],
-        agent_hangup_first: ['先于客户挂机', '第74条'],
-        survey_missing: ['未转满意度评价', '第76条'],
-        long_hold: ['保持过长', '第67条'],
-        poor_audio: ['通话质量差', '第62、88条'],
-        one_way_audio: ['单向通话', '第62、88条'],
-        personal_call: ['私人电话', '第105.4条'],
+        late_answer: ['超时接听', '第60条 三声/10秒', '第60条'],
+        agent_hangup_first: ['先于客户挂机', '第74条', '第74条'],
+        survey_missing: ['未转满意度评价', '第76条', '第76条'],
+        long_hold: ['保持过长', '第67条', '第67条'],
+        poor_audio: ['通话质量差', '第62、88条', '第62、88条'],
+        one_way_audio: ['单向通话', '第62、88条', '第62、88条'],
+        personal_call: ['私人电话', '第105.4条', '第105.4条'],
       },
       states: {
         idle: '空闲',
@@ -68,6 +69,7 @@
       no_ringing: 'No call ringing',
       ticker_title: 'Latest violations',
       no_violations: 'No violation yet',
+      no_calls: 'No call answered yet',
       agents_title: 'Agents',
       sl_title: 'Service level today, by team',
       team: 'Team',
@@ -89,13 +91,13 @@
       calls: (n) => `${n} calls`,
       agents_n: (n) => `${n} agents`,
       rules: {
-        late_answer: ['Late answer', 'Art. 60 (3 rings / 10 s)'],
-        agent_hangup_first: ['Agent hung up first', 'Art. 74'],
-        survey_missing: ['No survey transfer', 'Art. 76'],
-        long_hold: ['Long hold', 'Art. 67'],
-        poor_audio: ['Poor audio', 'Art. 62, 88'],
-        one_way_audio: ['One-way audio', 'Art. 62, 88'],
-        personal_call: ['Personal call', 'Art. 105.4'],
+        late_answer: ['Late answer', 'Art. 60 (3 rings / 10 s)', 'Art. 60'],
+        agent_hangup_first: ['Agent hung up first', 'Art. 74', 'Art. 74'],
+        survey_missing: ['No survey transfer', 'Art. 76', 'Art. 76'],
+        long_hold: ['Long hold', 'Art. 67', 'Art. 67'],
+        poor_audio: ['Poor audio', 'Art. 62, 88', 'Art. 62, 88'],
+        one_way_audio: ['One-way audio', 'Art. 62, 88', 'Art. 62, 88'],
+        personal_call: ['Personal call', 'Art. 105.4', 'Art. 105.4'],
       },
       states: {
         idle: 'Idle',
@@ -139,6 +141,21 @@
     if (cls) e.className = cls;
     if (text !== undefined && text !== null) e.textContent = String(text);
     return e;
+  }
+
+  // The centre's wall time, from the server's `at` (in time.zone) carried forward on the
+  // monotonic clock: a TV whose own clock or zone is wrong still shows the right time.
+  let clockAnchor = null; // [seconds of the day, performance.now()]
+  function noteServerTime(at) {
+    const m = /T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?/.exec(at || '');
+    if (!m) return;
+    const secs = Number(m[1]) * 3600 + Number(m[2]) * 60 + Number(m[3]) + Number(`0.${m[4] || 0}`);
+    clockAnchor = [secs, performance.now()];
+  }
+  function centreClock() {
+    if (!clockAnchor) return '--:--:--';
+    const s = Math.floor(clockAnchor[0] + (performance.now() - clockAnchor[1]) / 1000) % 86400;
+    return [Math.floor(s / 3600), Math.floor((s % 3600) / 60), s % 60].map((n) => String(n).padStart(2, '0')).join(':');
   }
 
   function anchorOf(ms) {
@@ -191,6 +208,7 @@
     S.ticker = (f.ticker || []).slice(0, 30);
     S.ringing = f.ringing || 0;
     S.active = f.active || 0;
+    renderStatic();
     if (PAGE_VERSION && f.config && f.config.version && f.config.version !== PAGE_VERSION) {
       // The daemon was upgraded while this page was open: load the new page.
       location.reload();
@@ -275,6 +293,7 @@
       try { f = JSON.parse(m.data); } catch (e) { return; }
       lastFrame = performance.now();
       backoff = 500;
+      noteServerTime(f.at);
       if (f.type === 'snapshot') {
         applySnapshot(f);
       } else if (f.boot !== S.boot) {
@@ -392,7 +411,7 @@
       head.append(el('span', 'name', teamName(t)));
       const agents = byTeam.get(t).sort((a, b) => a.agent.agent.localeCompare(b.agent.agent));
       const f = figs.get(t);
-      const busy = agents.filter((a) => ['talking', 'held', 'ringing'].includes(a.agent.state)).length;
+      const busy = agents.filter((a) => ['talking', 'held'].includes(a.agent.state)).length;
       head.append(el('span', 'meta', `${T().agents_n(agents.length)} · ${T().talking_now} ${busy} · ${T().service_level} ${pct(f && f.service_level)}`));
       const tiles = el('div', 'tiles');
       for (const a of agents) {
@@ -453,6 +472,7 @@
     const leaders = (id, list) => {
       const ol = $(id);
       ol.textContent = '';
+      if (!list || list.length === 0) ol.append(el('li', 'none', T().no_calls));
       (list || []).forEach((a, i) => {
         const li = el('li');
         li.append(el('span', 'rank', i + 1), el('span', 'nm', a.name || a.agent_id), el('span', 'n', a.answered));
@@ -473,7 +493,7 @@
       li.append(el('span', 'when', hhmmss(v.at)));
       const what = el('span', 'what');
       const who = v.name ? `${v.name} ${v.agent}` : v.agent;
-      const [name, art] = T().rules[v.rule] || [v.rule, v.article];
+      const [name, , art] = T().rules[v.rule] || [v.rule, v.article, v.article];
       what.append(el('span', 'who', who), document.createTextNode(' · '), el('span', 'rule', name), document.createTextNode(` (${art})`));
       li.append(what);
       ol.append(li);
@@ -503,8 +523,7 @@
       a.timerEl.textContent = fmtDuration(ms);
       a.tileEl.classList.toggle('over', a.agent.state === 'held' && ms >= S.config.long_hold_ms);
     }
-    const d = new Date();
-    $('clock').textContent = [d.getHours(), d.getMinutes(), d.getSeconds()].map((n) => String(n).padStart(2, '0')).join(':');
+    $('clock').textContent = centreClock();
     const stale = downSince !== null && now - downSince > 3000 && S.figures !== null;
     document.body.classList.toggle('is-stale', stale);
     $('stale').hidden = !stale;
@@ -539,14 +558,6 @@
     // Watchdog: the server sends stats every second; silence means a dead link.
     setInterval(() => {
       if (ws && performance.now() - lastFrame > 5000) reconnect(false);
-      if (dirty === false && S.config) { /* timers only */ }
-    }, 1000);
-    let lastThreshold = null;
-    setInterval(() => {
-      if (S.config.threshold_ms !== lastThreshold) {
-        lastThreshold = S.config.threshold_ms;
-        renderStatic();
-      }
     }, 1000);
   }
 
