@@ -5,7 +5,9 @@
 //!
 //! "Acknowledged" is read from outside: the store sink runs before the metrics sink, so
 //! a leg counted in `callwatch_legs_total` had been written to the store's spool. Calls
-//! are played one after the other, so the legs end in the order they were sent.
+//! are played one after the other, so the legs end in the order they were sent. The test
+//! holds the database's write lock during the first run, so nothing reaches the
+//! database before the kill: what is stored afterwards came through the spool.
 
 mod store_support;
 
@@ -95,6 +97,18 @@ async fn every_leg_acknowledged_before_a_sigkill_is_stored_once_after_the_restar
 
     let mut daemon = start(&config);
     wait_ready(http).await;
+    // Hold the database's write lock while the calls stream in: the daemon's writer
+    // cannot commit anything, so every leg it acknowledges lives only in its spool.
+    let lock = sqlx::sqlite::SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    let mut held = lock.acquire().await.unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut *held)
+        .await
+        .unwrap();
 
     // Play flagged calls one after the other while watching what was acknowledged.
     let total = 1500;
@@ -125,6 +139,17 @@ async fn every_leg_acknowledged_before_a_sigkill_is_stored_once_after_the_restar
     sender.abort();
     let acknowledged = acknowledged as usize;
     assert!(acknowledged < total, "the kill came after the stream ended");
+    sqlx::query("ROLLBACK").execute(&mut *held).await.unwrap();
+    let committed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM legs")
+        .fetch_one(&mut *held)
+        .await
+        .unwrap();
+    assert_eq!(
+        committed, 0,
+        "the database was locked: nothing was committed"
+    );
+    drop(held);
+    lock.close().await;
 
     let daemon = start(&config);
     wait_ready(http).await;
