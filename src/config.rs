@@ -366,6 +366,16 @@ impl Config {
             .into_iter()
             .filter(|(k, _)| k.starts_with("CALLWATCH__"))
             .collect();
+        // Set but empty is a mistake (a secret lost on the way), not "generate one".
+        if env
+            .get("CALLWATCH__AUTH__SECRET")
+            .is_some_and(|v| v.trim().is_empty())
+        {
+            return Err(invalid(
+                "auth.secret",
+                "CALLWATCH__AUTH__SECRET is set but empty; unset it to have a secret generated",
+            ));
+        }
         builder = builder.add_source(
             ::config::Environment::with_prefix("CALLWATCH")
                 .separator("__")
@@ -538,6 +548,12 @@ fn parse_addr(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
 fn check_secret(secret: &str) -> Result<(), ConfigError> {
     if secret.is_empty() {
         return Ok(());
+    }
+    if secret.trim().is_empty() {
+        return Err(invalid(
+            "auth.secret",
+            "is blank; leave it empty to have one generated",
+        ));
     }
     if KNOWN_DEFAULT_SECRETS
         .iter()

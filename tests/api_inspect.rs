@@ -840,3 +840,22 @@ async fn the_daemon_serves_the_api_and_keeps_a_generated_secret_private() {
     tx.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
+
+#[test]
+fn a_secret_set_but_empty_or_blank_is_refused() {
+    use callwatch::config::Config;
+    let env = |v: &str| vec![("CALLWATCH__AUTH__SECRET".to_string(), v.to_string())];
+    let e = Config::load_with_env(None, env(""))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("auth.secret"), "{e}");
+    let mut c = Config::default();
+    c.auth.secret = " ".repeat(40);
+    let e = c.validate(None).unwrap_err().to_string();
+    assert!(e.contains("auth.secret"), "{e}");
+    // Unset (or empty in the file): one is generated at start.
+    assert!(Config::load_with_env(None, Vec::new())
+        .unwrap()
+        .validate(None)
+        .is_ok());
+}
