@@ -10,6 +10,8 @@ command -v tshark >/dev/null 2>&1 || need_pkgs+=(tshark)
 # Real SIP software for the live-daemon test (Kamailio siptrace → HEP, SIPp calls).
 command -v kamailio >/dev/null 2>&1 || need_pkgs+=(kamailio)
 command -v sipp >/dev/null 2>&1 || need_pkgs+=(sip-tester)
+# A real PostgreSQL for the store suite (scripts/pg_test.sh runs a throwaway cluster).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "== installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -28,7 +30,7 @@ echo "== ops kit (promtool rules, unit tests, dashboard queries)"
 bash scripts/check_ops_kit.sh
 
 echo "== cargo test"
-cargo test --locked --all-targets 2>&1 | tee /tmp/callwatch-test.log
+bash scripts/pg_test.sh cargo test --locked --all-targets 2>&1 | tee /tmp/callwatch-test.log
 grep -q "test result:" /tmp/callwatch-test.log
 
 if [ -d fuzz ] && [ "${CALLWATCH_SKIP_FUZZ:-0}" != "1" ]; then

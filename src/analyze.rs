@@ -3,13 +3,16 @@
 //! the daemon, driven by the files' own timestamps; no deadline fires after the last
 //! packet (SPEC §3).
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use crate::config::Validated;
-use crate::engine::{Captured, Engine, EngineSettings, Event, PayloadHint, SourceId};
+use crate::engine::{Captured, Engine, EngineSettings, Event, LegRecord, PayloadHint, SourceId};
 use crate::report::Renderer;
 use crate::sources::pcap_file::read_captures;
+use crate::time::{CaptureTime, Micros};
 use crate::wire::decode::{DecodeLimits, Decoder};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,14 +57,24 @@ pub fn run(
     if opts.format == Format::Table {
         writeln!(out, "{}", renderer.table_header())?;
     }
-    let emit = |engine: &mut Engine, out: &mut dyn Write, legs: &mut u64| -> std::io::Result<()> {
+    let mut order = EndOrder::default();
+    // Moves ended legs from the engine to the reorder buffer, then prints those whose
+    // end lies more than the settling window before `now` (all of them when None).
+    let mut emit = |engine: &mut Engine,
+                    out: &mut dyn Write,
+                    legs: &mut u64,
+                    now: Option<CaptureTime>|
+     -> std::io::Result<()> {
         while let Some(ev) = engine.poll_event() {
             if let Event::LegEnded { leg, .. } = ev {
-                *legs += 1;
-                match opts.format {
-                    Format::Json => writeln!(out, "{}", renderer.json_line(&leg))?,
-                    Format::Table => writeln!(out, "{}", renderer.table_row(&leg))?,
-                }
+                order.push(leg);
+            }
+        }
+        while let Some(leg) = order.pop_settled(now) {
+            *legs += 1;
+            match opts.format {
+                Format::Json => writeln!(out, "{}", renderer.json_line(&leg))?,
+                Format::Table => writeln!(out, "{}", renderer.table_row(&leg))?,
             }
         }
         Ok(())
@@ -84,7 +97,7 @@ pub fn run(
                 });
             });
             if write_error.is_none() {
-                if let Err(e) = emit(&mut engine, out, &mut legs) {
+                if let Err(e) = emit(&mut engine, out, &mut legs, Some(frame.at)) {
                     write_error = Some(e);
                 }
             }
@@ -107,7 +120,7 @@ pub fn run(
         return Err(e);
     }
     engine.finish();
-    emit(&mut engine, out, &mut legs)?;
+    emit(&mut engine, out, &mut legs, None)?;
     out.flush()?;
 
     for (path, outcome) in &report.files {
@@ -160,6 +173,69 @@ pub fn run(
         errors.join(", ")
     )?;
     Ok(Outcome { legs, exit_code })
+}
+
+/// The engine reports a leg when its end is settled, which for a few endings comes
+/// after the end itself (a BYE waits up to 4 s for its response or a crossing BYE, a
+/// CANCEL up to 32 s for the 487). `analyze` prints legs in the order they ended (SPEC
+/// §5), so records wait here until the capture has moved past their end by more than
+/// the longest settling delay. Legs still open at the end of input come last.
+#[derive(Default)]
+struct EndOrder {
+    heap: BinaryHeap<Reverse<Pending>>,
+    seq: u64,
+}
+
+/// The longest time between a leg's end and its report (the CANCEL grace), plus margin.
+const SETTLE_WINDOW: Micros = Micros::from_millis(33_000);
+
+struct Pending {
+    end: i64,
+    seq: u64,
+    leg: Box<LegRecord>,
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, o: &Self) -> bool {
+        (self.end, self.seq) == (o.end, o.seq)
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.end, self.seq).cmp(&(o.end, o.seq))
+    }
+}
+
+impl EndOrder {
+    fn push(&mut self, leg: Box<LegRecord>) {
+        let end = leg.ended_at.map_or(i64::MAX, |t| t.0);
+        self.seq += 1;
+        self.heap.push(Reverse(Pending {
+            end,
+            seq: self.seq,
+            leg,
+        }));
+    }
+
+    /// The next leg to print: ended more than the window before `now` (any, if None).
+    fn pop_settled(&mut self, now: Option<CaptureTime>) -> Option<Box<LegRecord>> {
+        let Reverse(top) = self.heap.peek()?;
+        let settled = match now {
+            None => true,
+            Some(now) => top.end < i64::MAX && CaptureTime(top.end) + SETTLE_WINDOW < now,
+        };
+        if settled {
+            self.heap.pop().map(|Reverse(p)| p.leg)
+        } else {
+            None
+        }
+    }
 }
 
 /// JSON when stdout is not a terminal, a table when it is (SPEC §5).

@@ -1174,8 +1174,6 @@ fn summary_counts_legs_and_violations_by_rule() {
 }
 
 #[test]
-#[ignore = "known deviation from SPEC §5, reported to the engine owner: a leg whose BYE \
-            gets no response is printed when its 4 s grace ends, after legs that ended later"]
 fn a_bye_without_response_does_not_reorder_the_output() {
     let dir = scratch("bye_without_response");
     let bytes = std::fs::read(lab(AGENT_HANGS_UP)).unwrap();

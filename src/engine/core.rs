@@ -9,7 +9,9 @@
 //! seen, else let it move the leg's state.
 
 use smallvec::SmallVec;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use foldhash::HashMap;
 use std::net::SocketAddr;
 
 use super::agents::{ExtensionSet, Roster};
@@ -259,19 +261,19 @@ impl Engine {
     pub fn new(settings: EngineSettings) -> Engine {
         Engine {
             settings,
-            legs: HashMap::new(),
-            by_key: HashMap::new(),
-            by_call: HashMap::new(),
+            legs: HashMap::default(),
+            by_key: HashMap::default(),
+            by_call: HashMap::default(),
             next_leg: 1,
             deadlines: Deadlines::default(),
             events: VecDeque::new(),
-            clocks: HashMap::new(),
-            customers: HashMap::new(),
+            clocks: HashMap::default(),
+            customers: HashMap::default(),
             customer_order: VecDeque::new(),
-            streams: HashMap::new(),
-            media_addrs: HashMap::new(),
+            streams: HashMap::default(),
+            media_addrs: HashMap::default(),
             registrations: Registrations::default(),
-            reg_timers: HashMap::new(),
+            reg_timers: HashMap::default(),
             stats: EngineStats::default(),
         }
     }
@@ -326,7 +328,11 @@ impl Engine {
     pub fn handle_packet(&mut self, pkt: &Captured<'_>) {
         // Deadlines strictly before this packet fire first: a 2xx at the very instant
         // of a deadline still wins.
-        if pkt.at.0 > i64::MIN {
+        if self
+            .deadlines
+            .next_for(pkt.source)
+            .is_some_and(|t| t < pkt.at)
+        {
             self.handle_timeout(pkt.source, CaptureTime(pkt.at.0 - 1));
         }
         let is_sip = match pkt.hint {
@@ -1166,7 +1172,7 @@ impl Engine {
         let hdr = match rtp::parse(pkt.payload) {
             Ok(h) => h,
             Err(e) => {
-                self.stats.count_error(e.as_str());
+                self.stats.count_error(e.kind());
                 return;
             }
         };
@@ -1216,7 +1222,7 @@ impl Engine {
             let packet = match packet {
                 Ok(p) => p,
                 Err(e) => {
-                    self.stats.count_error(e.as_str());
+                    self.stats.count_error(e.kind());
                     return;
                 }
             };

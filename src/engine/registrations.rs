@@ -5,7 +5,7 @@
 //! Expires header, else the request's), `Expires: 0` unregisters it, and an expiry that
 //! passes without a refresh makes it expired. Challenges (401/407) change nothing.
 
-use std::collections::HashMap;
+use foldhash::HashMap;
 use std::net::SocketAddr;
 
 use crate::time::CaptureTime;

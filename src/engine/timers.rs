@@ -3,7 +3,9 @@
 //! the engine re-checks the leg's state, so a stale deadline does nothing.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use foldhash::HashMap;
 
 use super::input::SourceId;
 use crate::time::CaptureTime;

@@ -56,6 +56,21 @@ impl RtcpError {
     }
 }
 
+impl RtcpError {
+    /// The snake_case label of `callwatch_ingest_errors_total{kind}`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            RtcpError::TooShort => "rtcp_too_short",
+            RtcpError::BadVersion => "rtcp_bad_version",
+            RtcpError::LengthOverrun => "rtcp_length_overrun",
+            RtcpError::CountOverrun => "rtcp_count_overrun",
+            RtcpError::BadPadding => "rtcp_bad_padding",
+            RtcpError::XrBlockOverrun => "rtcp_xr_block_overrun",
+            RtcpError::XrBadVoipMetricsLength => "rtcp_xr_bad_voip_metrics_length",
+        }
+    }
+}
+
 impl std::fmt::Display for RtcpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())

@@ -73,6 +73,20 @@ impl RtpError {
     }
 }
 
+impl RtpError {
+    /// The snake_case label of `callwatch_ingest_errors_total{kind}`.
+    pub fn kind(self) -> &'static str {
+        match self {
+            RtpError::TooShort => "rtp_too_short",
+            RtpError::BadVersion => "rtp_bad_version",
+            RtpError::CsrcOverrun => "rtp_csrc_overrun",
+            RtpError::ExtensionOverrun => "rtp_extension_overrun",
+            RtpError::BadPadding => "rtp_bad_padding",
+            RtpError::RtcpPayloadType => "rtp_rtcp_payload_type",
+        }
+    }
+}
+
 impl std::fmt::Display for RtpError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
