@@ -294,8 +294,9 @@ impl<'a> SipMessage<'a> {
                     }
                     // The method token ends the (trimmed) value; known methods carry
                     // no slice, so take it from the text.
-                    let method_start = v.iter().rposition(|&c| lex::is_ws(c)).map_or(0, |i| i + 1);
-                    parsed.cseq = Some((cseq.seq, span_of(text, from(v, method_start))));
+                    let vt = lex::trim(v);
+                    let method_start = vt.iter().rposition(|&c| lex::is_ws(c)).map_or(0, |i| i + 1);
+                    parsed.cseq = Some((cseq.seq, span_of(text, from(vt, method_start))));
                 }
                 HeaderName::Via => {
                     for part in lex::split_top_level(v, b',') {
