@@ -172,16 +172,17 @@ impl<'a> SipMessage<'a> {
                     if count > MAX_HEADERS {
                         return Err(SipError::TooManyHeaders);
                     }
-                    // Trimmed here; a folded value is trimmed again below.
+                    // Trimmed here (SP, HT and stray CRs, as for folded values, which are
+                    // trimmed again below).
                     let raw_value = from(line, colon + 1);
                     let lead = raw_value
                         .iter()
-                        .position(|&c| c != b' ' && c != b'\t')
+                        .position(|&c| !lex::is_ws(c))
                         .unwrap_or(raw_value.len());
                     let trail = raw_value
                         .iter()
                         .rev()
-                        .position(|&c| c != b' ' && c != b'\t')
+                        .position(|&c| !lex::is_ws(c))
                         .unwrap_or(0);
                     let value_start = pos + colon + 1 + lead;
                     let value_end = line_end.saturating_sub(trail).max(value_start);

@@ -142,6 +142,23 @@ fn folded_headers_are_unfolded_in_one_copy() {
 }
 
 #[test]
+fn stray_cr_before_line_end_is_trimmed() {
+    // Regression: a value ending in a stray CR ("1 INVITE\r\r\n") gave the CSeq kept from
+    // validation an empty method.
+    let raw = b"INVITE sip:a@b SIP/2.0\r\nCSeq: 1 INVITE\r\r\nCall-ID: x \r\r\nl: 0\r\n\r\n";
+    let m = parse(raw);
+    assert_eq!(
+        m.cseq(),
+        Some(CSeq {
+            seq: 1,
+            method: Method::Invite
+        })
+    );
+    assert_eq!(m.cseq(), SipMessage::parse_lenient(raw).unwrap().cseq());
+    assert_eq!(m.call_id(), Some(&b"x"[..]));
+}
+
+#[test]
 fn lf_only_messages() {
     let m = parse(b"SIP/2.0 200 OK\nCall-ID: x\nCSeq: 1 INVITE\nContent-Type: application/sdp\nContent-Length: 4\n\nv=0\n");
     assert_eq!(m.body(), b"v=0\n");
