@@ -12,6 +12,10 @@ command -v kamailio >/dev/null 2>&1 || need_pkgs+=(kamailio)
 command -v sipp >/dev/null 2>&1 || need_pkgs+=(sip-tester)
 # A real PostgreSQL for the store suite (scripts/pg_test.sh runs a throwaway cluster).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)
+# Debian's Chromium (driven by playwright-core from npm; no browser is downloaded).
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   echo "== installing ${need_pkgs[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -32,6 +36,9 @@ bash scripts/check_ops_kit.sh
 echo "== cargo test"
 bash scripts/pg_test.sh cargo test --locked --all-targets 2>&1 | tee /tmp/callwatch-test.log
 grep -q "test result:" /tmp/callwatch-test.log
+
+echo "== wallboard in a real browser (headless Chromium)"
+bash tests/browser/run.sh
 
 if [ -d fuzz ] && [ "${CALLWATCH_SKIP_FUZZ:-0}" != "1" ]; then
   echo "== fuzz (short runs on stable, no sanitizer)"
