@@ -77,6 +77,8 @@ pub const MAX_ARRIVALS_PER_SEC: f64 = 2.0;
 pub const MAX_QUEUE: usize = 50;
 /// A queued customer gives up after this long.
 const QUEUE_PATIENCE: Duration = Duration::from_secs(40);
+/// A customer waiting longer than this goes to any team's agent.
+const OVERFLOW: Duration = Duration::from_secs(8);
 /// The phone that unregisters (Expires: 0) and comes back.
 const DROPS_OFF: &str = "8012";
 /// The phone that stops refreshing and expires.
@@ -302,6 +304,7 @@ enum Action {
 
 struct Agent {
     ext: String,
+    team: String,
     online: bool,
     busy: bool,
     idle_since: Instant,
@@ -314,7 +317,9 @@ struct Sim {
     opts: DemoOptions,
     start: Instant,
     agents: Vec<Agent>,
-    queue: VecDeque<Instant>,
+    /// Waiting customers: (arrived, team asked for).
+    queue: VecDeque<(Instant, String)>,
+    teams: Vec<String>,
     heap: BinaryHeap<Reverse<(Instant, u64)>>,
     actions: HashMap<u64, Action>,
     next_id: u64,
@@ -379,29 +384,32 @@ impl Sim {
         self.at(free, Action::AgentFree(i));
     }
 
+    /// Offers each waiting customer, in arrival order, to the agent of its team idle
+    /// the longest; after [`OVERFLOW`] in the queue, to any team.
     fn dispatch(&mut self, now: Instant) {
-        while self
-            .queue
-            .front()
-            .is_some_and(|t| now.duration_since(*t) > QUEUE_PATIENCE)
-        {
-            self.queue.pop_front();
-            self.report.abandoned_in_queue += 1;
-        }
-        while !self.queue.is_empty() {
-            let Some(i) = self
+        let before = self.queue.len();
+        self.queue
+            .retain(|(t, _)| now.duration_since(*t) <= QUEUE_PATIENCE);
+        self.report.abandoned_in_queue += (before - self.queue.len()) as u64;
+        let mut waiting = std::mem::take(&mut self.queue);
+        waiting.retain(|(t, team)| {
+            let any = now.duration_since(*t) > OVERFLOW;
+            let pick = self
                 .agents
                 .iter()
                 .enumerate()
-                .filter(|(_, a)| a.online && !a.busy)
+                .filter(|(_, a)| a.online && !a.busy && (any || a.team == *team))
                 .min_by_key(|(_, a)| a.idle_since)
-                .map(|(i, _)| i)
-            else {
-                break;
-            };
-            self.queue.pop_front();
-            self.start_call(i, now);
-        }
+                .map(|(i, _)| i);
+            match pick {
+                Some(i) => {
+                    self.start_call(i, now);
+                    false
+                }
+                None => true,
+            }
+        });
+        self.queue = waiting;
     }
 
     /// The REGISTER plan: every phone at start (but one), refreshes, one phone that
@@ -511,7 +519,7 @@ impl Sim {
 /// Plays the call centre into `opts.target` until `shutdown` resolves.
 pub async fn run(
     opts: &DemoOptions,
-    roster_extensions: &[String],
+    agents: &[(String, String)],
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<DemoReport> {
     check_target(opts.target)?;
@@ -535,10 +543,17 @@ pub async fn run(
         run,
         opts: opts.clone(),
         start,
-        agents: roster_extensions
+        teams: {
+            let mut t: Vec<String> = agents.iter().map(|(_, t)| t.clone()).collect();
+            t.sort();
+            t.dedup();
+            t
+        },
+        agents: agents
             .iter()
-            .map(|e| Agent {
+            .map(|(e, team)| Agent {
                 ext: e.clone(),
+                team: team.clone(),
                 online: false,
                 busy: false,
                 idle_since: start,
@@ -557,8 +572,9 @@ pub async fn run(
     loop {
         let now = Instant::now();
         while next_arrival <= now {
-            if sim.queue.len() < MAX_QUEUE {
-                sim.queue.push_back(next_arrival);
+            if sim.queue.len() < MAX_QUEUE && !sim.teams.is_empty() {
+                let team = sim.teams[sim.rng.range(0, sim.teams.len() as u64 - 1) as usize].clone();
+                sim.queue.push_back((next_arrival, team));
             } else {
                 sim.report.abandoned_in_queue += 1;
             }
@@ -581,17 +597,32 @@ pub async fn run(
     Ok(sim.report)
 }
 
-/// The extensions the demo plays: the roster's agents covered by `agents.extensions`.
-pub fn extensions(cfg: &Validated) -> Vec<String> {
-    let mut v: Vec<String> = (8001..=8036)
+/// The agents the demo plays, with their teams: the roster's agents among
+/// 8001-8036 covered by `agents.extensions` (else those extensions, in one team).
+pub fn extensions(cfg: &Validated) -> Vec<(String, String)> {
+    let team = |e: &str| {
+        cfg.roster
+            .lookup(e)
+            .and_then(|a| a.team.clone())
+            .unwrap_or_else(|| "none".to_string())
+    };
+    let mut v: Vec<(String, String)> = (8001..=8036)
         .map(|n| n.to_string())
         .filter(|e| cfg.roster.lookup(e).is_some() && cfg.extensions.contains(e.as_bytes()))
+        .map(|e| {
+            let t = team(&e);
+            (e, t)
+        })
         .collect();
     if v.is_empty() {
-        // A configured roster without the demo's extensions: play the first 36 of the range.
+        // A configured roster without the demo's extensions: play 8001-8036 anyway.
         v = (8001..=8036)
             .map(|n| n.to_string())
             .filter(|e| cfg.extensions.contains(e.as_bytes()))
+            .map(|e| {
+                let t = team(&e);
+                (e, t)
+            })
             .collect();
     }
     v

@@ -402,9 +402,11 @@
       if (!byTeam.has(t)) byTeam.set(t, []);
       byTeam.get(t).push(a);
     }
-    const teams = [...byTeam.keys()].sort((a, b) => (a === 'none') - (b === 'none') || a.localeCompare(b, 'zh-CN'));
-    box.classList.toggle('compact', S.agents.size > 48);
+    // Teams in the order of the figures (the same order as the service-level table).
     const figs = new Map(((S.figures && S.figures.teams) || []).map((t) => [t.team, t]));
+    const order = [...figs.keys()];
+    const rank = (t) => (order.indexOf(t) < 0 ? order.length : order.indexOf(t));
+    const teams = [...byTeam.keys()].sort((a, b) => (a === 'none') - (b === 'none') || rank(a) - rank(b) || (a < b ? -1 : a > b ? 1 : 0));
     for (const t of teams) {
       const sec = el('section', 'team');
       const head = el('div', 'team-head');
@@ -432,6 +434,22 @@
       sec.append(head, tiles);
       box.append(sec);
     }
+    fitAgents(box);
+  }
+
+  // Every agent must be on screen: denser tiles until the teams fit their panel.
+  const DENSITIES = ['', 'compact', 'dense'];
+  let density = 0;
+  function fitAgents(box) {
+    const panel = box.parentElement;
+    const fits = () => box.offsetTop + box.scrollHeight <= panel.clientHeight - 8;
+    for (const d of DENSITIES.slice(1)) box.classList.remove(d);
+    density = 0;
+    while (!fits() && density < DENSITIES.length - 1) {
+      density += 1;
+      box.classList.add(DENSITIES[density]);
+    }
+    box.dataset.density = DENSITIES[density] || 'normal';
   }
 
   function renderFigures() {
