@@ -20,7 +20,6 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 const THRESHOLD_MS: u64 = 1_000;
 
 struct Daemon {
-    hep: SocketAddr,
     http: SocketAddr,
     udp: UdpSocket,
     stop: Option<oneshot::Sender<()>>,
@@ -78,7 +77,6 @@ impl Daemon {
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
         udp.connect(hep).await.unwrap();
         let d = Daemon {
-            hep,
             http,
             udp,
             stop: Some(tx),
