@@ -17,7 +17,12 @@ fuzz_target!(|data: &[u8]| {
     let mut settings = EngineSettings::from_config(&cfg);
     settings.max_legs = 4;
     let mut engine = Engine::new(settings);
-    let addrs = ["10.0.0.1:5060", "10.0.1.1:5060", "10.0.1.1:30000", "10.0.0.9:40000"];
+    let addrs = [
+        "10.0.0.1:5060",
+        "10.0.1.1:5060",
+        "10.0.1.1:30000",
+        "10.0.0.9:40000",
+    ];
     let mut t = 1_800_000_000_000i64;
     for (i, packet) in data.split(|&b| b == 0xfe).enumerate() {
         t += 700;
@@ -28,7 +33,11 @@ fuzz_target!(|data: &[u8]| {
             src: src.parse().unwrap_or_else(|_| unreachable!()),
             dst: dst.parse().unwrap_or_else(|_| unreachable!()),
             transport: Transport::Udp,
-            hint: if i % 3 == 0 { PayloadHint::Sip } else { PayloadHint::Unknown },
+            hint: if i % 3 == 0 {
+                PayloadHint::Sip
+            } else {
+                PayloadHint::Unknown
+            },
             payload: packet,
             correlation_id: None,
         });

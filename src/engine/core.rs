@@ -1178,16 +1178,17 @@ impl Engine {
         };
         self.stats.rtp_packets += 1;
         let key = (pkt.src, pkt.dst, hdr.ssrc);
-        // A key still cached for ended (lingering) legs belongs to a new call now.
-        let live = |owners: &StreamOwners, legs: &HashMap<u64, Leg>| {
-            owners
-                .iter()
-                .any(|(id, _)| legs.get(id).is_some_and(|l| l.state != LegState::Ended))
-        };
-        let owners = match self.streams.get(&key) {
-            Some(found) if live(found, &self.legs) => found.clone(),
-            _ => self.open_streams(pkt, key),
-        };
+        if let Some(owners) = self.streams.get(&key).cloned() {
+            let mut taken = false;
+            for (id, idx) in owners {
+                taken |= self.on_leg_rtp(id, idx, pkt.at, &hdr);
+            }
+            if taken {
+                return;
+            }
+            // Every owner has ended (lingering): the key belongs to a new call now.
+        }
+        let owners = self.open_streams(pkt, key);
         if owners.is_empty() {
             self.stats.rtp_unmatched += 1;
         }
@@ -1295,14 +1296,16 @@ impl Engine {
         owners
     }
 
-    fn on_leg_rtp(&mut self, id: u64, idx: usize, at: CaptureTime, hdr: &rtp::RtpHeader) {
+    /// One RTP packet of a leg's stream; false when the leg has ended (the packet is
+    /// not its).
+    fn on_leg_rtp(&mut self, id: u64, idx: usize, at: CaptureTime, hdr: &rtp::RtpHeader) -> bool {
         let one_way_min = self.settings.one_way_min_ms;
         let media_timeout = self.settings.media_timeout_ms;
         let Some(leg) = self.legs.get_mut(&id) else {
-            return;
+            return false;
         };
         if leg.state == LegState::Ended {
-            return;
+            return false;
         }
         let talking = leg.state == LegState::Confirmed && !leg.holds.any_open();
         leg.media.on_packet(idx, at, hdr, talking);
@@ -1331,6 +1334,7 @@ impl Engine {
                 self.raise(id, v);
             }
         }
+        true
     }
 
     // ---- endings -----------------------------------------------------------------
