@@ -16,6 +16,8 @@ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need_pkgs+=(postgresql)
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
 command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs)
 command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
+# libpcap for the optional live-capture feature (its test captures SIPp on lo).
+[ -f /usr/include/pcap/pcap.h ] || need_pkgs+=(libpcap-dev)
 # Chinese text in the wallboard screenshots (the test passes without, shows boxes).
 fc-list 2>/dev/null | grep -qi cjk || need_pkgs+=(fonts-noto-cjk)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
@@ -38,6 +40,11 @@ bash scripts/check_ops_kit.sh
 echo "== cargo test"
 bash scripts/pg_test.sh cargo test --locked --all-targets 2>&1 | tee /tmp/callwatch-test.log
 grep -q "test result:" /tmp/callwatch-test.log
+
+echo "== live capture on lo (feature live-capture, libpcap)"
+cargo clippy --locked --features live-capture --all-targets -- -D warnings
+cargo test --locked --features live-capture --test live_capture 2>&1 | tee /tmp/callwatch-live.log
+grep -Eq "test result: ok\. [1-9]" /tmp/callwatch-live.log
 
 echo "== wallboard in a real browser (headless Chromium)"
 bash tests/browser/run.sh
