@@ -132,6 +132,9 @@ pub struct Metrics {
     pub engine_queue_depth: Gauge,
     pub hep_tcp_connections: Gauge,
     pub capture_sources: Gauge,
+    pub store_up: Gauge,
+    pub store_errors_total: Counter,
+    pub store_backlog_bytes: Gauge,
 }
 
 /// Sorted, de-duplicated bucket bounds with `extra` added.
@@ -170,6 +173,9 @@ impl Metrics {
             engine_queue_depth: Gauge::default(),
             hep_tcp_connections: Gauge::default(),
             capture_sources: Gauge::default(),
+            store_up: Gauge::default(),
+            store_errors_total: Counter::default(),
+            store_backlog_bytes: Gauge::default(),
             registry: Registry::default(),
         };
         // Counters get their `_total` suffix from the encoder.
@@ -262,6 +268,21 @@ impl Metrics {
             "callwatch_capture_sources",
             "Capture sources (HEP capture agent ids) seen since start",
             m.capture_sources.clone(),
+        );
+        r.register(
+            "callwatch_store_up",
+            "1 while the store's database takes writes, 0 while it fails (legs wait in the spool)",
+            m.store_up.clone(),
+        );
+        r.register(
+            "callwatch_store_errors",
+            "Failed database writes and checks of the store (each retried)",
+            m.store_errors_total.clone(),
+        );
+        r.register(
+            "callwatch_store_backlog_bytes",
+            "Bytes of legs spooled and not yet committed to the database",
+            m.store_backlog_bytes.clone(),
         );
         Metrics { registry: r, ..m }
     }
