@@ -93,6 +93,12 @@ pub struct SinkLabels {
     pub sink: &'static str,
 }
 
+/// A live capture interface (`capture.interfaces`): bounded by the configuration.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct InterfaceLabels {
+    pub interface: String,
+}
+
 /// The exemplar of a ring-time observation: which leg it was.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RingExemplar {
@@ -132,6 +138,10 @@ pub struct Metrics {
     pub engine_queue_depth: Gauge,
     pub hep_tcp_connections: Gauge,
     pub capture_sources: Gauge,
+    /// Live capture: packets the kernel dropped for want of buffer room (pcap `ps_drop`).
+    pub capture_kernel_drops_total: Family<InterfaceLabels, Counter>,
+    /// Live capture: packets the interface or its driver dropped (pcap `ps_ifdrop`).
+    pub capture_interface_drops_total: Family<InterfaceLabels, Counter>,
     pub store_up: Gauge,
     pub store_errors_total: Counter,
     pub store_backlog_bytes: Gauge,
@@ -173,6 +183,8 @@ impl Metrics {
             engine_queue_depth: Gauge::default(),
             hep_tcp_connections: Gauge::default(),
             capture_sources: Gauge::default(),
+            capture_kernel_drops_total: Family::default(),
+            capture_interface_drops_total: Family::default(),
             store_up: Gauge::default(),
             store_errors_total: Counter::default(),
             store_backlog_bytes: Gauge::default(),
@@ -270,6 +282,16 @@ impl Metrics {
             m.capture_sources.clone(),
         );
         r.register(
+            "callwatch_capture_kernel_drops",
+            "Live capture: packets dropped by the kernel because the capture buffer was full (pcap ps_drop), by interface",
+            m.capture_kernel_drops_total.clone(),
+        );
+        r.register(
+            "callwatch_capture_interface_drops",
+            "Live capture: packets dropped by the network interface or its driver (pcap ps_ifdrop), by interface",
+            m.capture_interface_drops_total.clone(),
+        );
+        r.register(
             "callwatch_store_up",
             "1 while the store's database takes writes, 0 while it fails (legs wait in the spool)",
             m.store_up.clone(),
@@ -308,6 +330,17 @@ impl Metrics {
     pub fn ingest_packets(&self, source: &'static str) -> Counter {
         self.ingest_packets_total
             .get_or_create_owned(&SourceLabels { source })
+    }
+
+    /// The kernel and interface drop counters of one live capture interface.
+    pub fn capture_drops(&self, interface: &str) -> (Counter, Counter) {
+        let l = InterfaceLabels {
+            interface: interface.to_string(),
+        };
+        (
+            self.capture_kernel_drops_total.get_or_create_owned(&l),
+            self.capture_interface_drops_total.get_or_create_owned(&l),
+        )
     }
 
     pub fn dropped(&self, sink: &'static str) -> Counter {
