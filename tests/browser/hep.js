@@ -101,6 +101,14 @@ class Call {
       finish(`SIP/2.0 200 OK\r\n${this.via('bye2c', false)}${hdr}`, '', ''),
     ];
   }
+  /** The agent's BYE (phone side, no survey transfer before it) and the switch's 200. */
+  byeFromPhone() {
+    const hdr = `From: <sip:${this.agent}@${SWITCH.ip}>;tag=p-${this.id}\r\nTo: <sip:${this.customer}@${SWITCH.ip}>;tag=c-${this.id}\r\nCall-ID: ${this.id}\r\nCSeq: 1 BYE\r\n`;
+    return [
+      finish(`BYE sip:${this.customer}@${SWITCH.ip}:${SWITCH.port} SIP/2.0\r\n${this.via('bye2s', true)}Max-Forwards: 70\r\n${hdr}`, '', ''),
+      finish(`SIP/2.0 200 OK\r\n${this.via('bye2s', true)}${hdr}`, '', ''),
+    ];
+  }
 }
 
 function register(agent, cseq, expires) {
@@ -139,6 +147,12 @@ class Feed {
     const [bye, ok] = call.bye();
     await this.fromSwitch(call, bye);
     await this.fromPhone(call, ok);
+  }
+  /** The agent hangs up first (a BYE from the phone). */
+  async agentHangsUp(call) {
+    const [bye, ok] = call.byeFromPhone();
+    await this.fromPhone(call, bye);
+    await this.fromSwitch(call, ok);
   }
   async register(agent, cseq, expires) {
     const r = register(agent, cseq, expires);

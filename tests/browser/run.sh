@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# The wallboard's browser test in one command: builds the daemon, installs
-# playwright-core from the lock file when missing, and runs the Node test against
-# Debian's Chromium. Fails when node, npm or /usr/bin/chromium is missing (install:
-# apt-get install -y nodejs npm chromium fonts-noto-cjk). No browser is downloaded.
+# The browser tests in one command: builds the daemon, installs playwright-core from
+# the lock file when missing, and runs the Node tests against Debian's Chromium: the
+# wallboard (wallboard.test.js), then the inspector pages (inspector.test.js). Both run
+# even when the first fails; the script fails when either does. Fails when node, npm or
+# /usr/bin/chromium is missing (install: apt-get install -y nodejs npm chromium
+# fonts-noto-cjk). No browser is downloaded. Screenshots: target/browser-artifacts/.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -19,5 +21,13 @@ fi
 (cd "$root" && cargo build --locked --bin callwatch)
 mkdir -p "$root/target/browser-artifacts"
 cd "$here"
-CALLWATCH_BIN="${CALLWATCH_BIN:-$root/target/debug/callwatch}" CHROMIUM="$chromium" \
-  node --test --test-reporter=spec wallboard.test.js
+export CALLWATCH_BIN="${CALLWATCH_BIN:-$root/target/debug/callwatch}" CHROMIUM="$chromium"
+failed=()
+for t in wallboard.test.js inspector.test.js; do
+  node --test --test-reporter=spec "$t" || failed+=("$t")
+done
+if [ "${#failed[@]}" -gt 0 ]; then
+  echo "browser test: FAILED: ${failed[*]}" >&2
+  exit 1
+fi
+echo "browser test: all passed (screenshots in $root/target/browser-artifacts/)"
