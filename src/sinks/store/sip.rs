@@ -15,7 +15,7 @@
 //! messages is needed), within their own byte budget; when that is full too, they are
 //! dropped, and every message dropped is counted.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
@@ -57,6 +57,9 @@ pub struct SipBuffer {
     calls: HashMap<Vec<u8>, CallSip>,
     /// (last activity, id) → Call-ID, oldest first.
     by_activity: BTreeMap<(i64, u64), Vec<u8>>,
+    /// The keys of `by_activity` whose call has messages in memory (eviction candidates:
+    /// spilled calls are not rescanned on every packet).
+    resident: BTreeSet<(i64, u64)>,
     next_id: u64,
     bytes: usize,
     budget_bytes: usize,
@@ -209,6 +212,7 @@ impl SipBuffer {
         SipBuffer {
             calls: HashMap::new(),
             by_activity: BTreeMap::new(),
+            resident: BTreeSet::new(),
             next_id: 0,
             bytes: 0,
             budget_bytes,
@@ -277,6 +281,7 @@ impl SipBuffer {
         }
         if !entry.msgs.is_empty() || !entry.spilled.is_empty() {
             self.by_activity.remove(&entry.key);
+            self.resident.remove(&entry.key);
         }
         entry.last_at = entry.last_at.max(at);
         entry.key = (entry.last_at, id);
@@ -284,6 +289,7 @@ impl SipBuffer {
         entry.bytes += size;
         self.bytes += size;
         self.by_activity.insert(entry.key, call_id.to_vec());
+        self.resident.insert(entry.key);
         self.enforce_budget();
     }
 
@@ -354,6 +360,7 @@ impl SipBuffer {
         match self.calls.remove(call_id) {
             Some(c) => {
                 self.by_activity.remove(&c.key);
+                self.resident.remove(&c.key);
                 self.bytes -= c.bytes;
                 if let Some(spill) = &mut self.spill {
                     spill.release(&c.spilled);
@@ -368,20 +375,12 @@ impl SipBuffer {
         while self.bytes > self.budget_bytes && !self.calls.is_empty() {
             // The oldest call with messages in memory and without an open leg (a bounded
             // look), else the oldest with messages in memory.
-            let in_memory = |id: &Vec<u8>| self.calls.get(id).is_some_and(|c| !c.msgs.is_empty());
-            let victim = self
-                .by_activity
-                .values()
+            let resident = self.resident.iter().filter_map(|k| self.by_activity.get(k));
+            let victim = resident
+                .clone()
                 .take(256)
-                .find(|id| {
-                    in_memory(id) && self.calls.get(*id).is_some_and(|c| c.open_legs.is_empty())
-                })
-                .or_else(|| {
-                    self.by_activity
-                        .values()
-                        .take(4096)
-                        .find(|id| in_memory(id))
-                })
+                .find(|id| self.calls.get(*id).is_some_and(|c| c.open_legs.is_empty()))
+                .or_else(|| resident.clone().next())
                 .or_else(|| self.by_activity.values().next())
                 .cloned();
             let Some(victim) = victim else {
@@ -407,6 +406,7 @@ impl SipBuffer {
             Some(refs) => {
                 c.spilled.extend(refs);
                 c.msgs.clear();
+                self.resident.remove(&c.key);
                 self.bytes -= c.bytes;
                 c.bytes = 0;
                 true
