@@ -692,6 +692,10 @@ async fn the_inspector_page_is_served_self_contained_in_two_languages() {
         "SIP ladder",
         "/api/login",
         "季度考核",
+        "/api/audit?leg_id=",
+        "驳回需要填写理由",
+        "A dismissal needs a reason",
+        "aria-pressed",
     ] {
         assert!(html.contains(s), "{s}");
     }
