@@ -59,10 +59,18 @@ impl StoreError {
         match self {
             StoreError::Db(sqlx::Error::Database(e)) => {
                 let code = e.code().unwrap_or_default();
-                // SQLite BUSY/LOCKED; PostgreSQL serialization_failure, deadlock_detected.
-                matches!(code.as_ref(), "5" | "6" | "517" | "262" | "40001" | "40P01")
+                // SQLite BUSY/LOCKED; PostgreSQL serialization_failure, deadlock_detected,
+                // connection exceptions (class 08), the server shutting down or starting
+                // up (57P01-57P03).
+                matches!(
+                    code.as_ref(),
+                    "5" | "6" | "517" | "262" | "40001" | "40P01" | "57P01" | "57P02" | "57P03"
+                ) || code.starts_with("08")
             }
             StoreError::Db(sqlx::Error::Io(_))
+            | StoreError::Db(sqlx::Error::Tls(_))
+            | StoreError::Db(sqlx::Error::Protocol(_))
+            | StoreError::Db(sqlx::Error::WorkerCrashed)
             | StoreError::Db(sqlx::Error::PoolTimedOut)
             | StoreError::Db(sqlx::Error::PoolClosed) => true,
             _ => false,
@@ -177,9 +185,11 @@ impl Store {
                 }
             }
             Some(Backend::Postgres) => {
+                // A server that went away fails a write within 10 s (the pool keeps
+                // trying to connect until then); the writer retries it.
                 let pool = PgPoolOptions::new()
                     .max_connections(8)
-                    .acquire_timeout(Duration::from_secs(30))
+                    .acquire_timeout(Duration::from_secs(10))
                     .connect(url)
                     .await
                     .map_err(open_err)?;
@@ -225,6 +235,14 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        on_pool!(self, p => {
+            sqlx::query("SELECT 1").execute(p).await?;
+        });
+        Ok(())
     }
 
     /// Closes the pool (waits for connections in use).

@@ -24,11 +24,12 @@ pub mod sip;
 pub mod spool;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -85,7 +86,8 @@ pub fn default_node_name() -> String {
         .unwrap_or_else(|| "callwatch".into())
 }
 
-/// Counters of the writer task (shown to admins by the API).
+/// Counters of the writer task (shown to admins by the API), and the health of the
+/// database as the writer sees it.
 #[derive(Debug, Default)]
 pub struct WriterStats {
     pub legs_written: AtomicU64,
@@ -93,6 +95,60 @@ pub struct WriterStats {
     pub errors: AtomicU64,
     pub undecodable: AtomicU64,
     pub purged_legs: AtomicU64,
+    /// False from a failed write or check until the next one that succeeds.
+    pub down: AtomicBool,
+    /// Exported as `callwatch_store_up`, `callwatch_store_errors_total` and
+    /// `callwatch_store_backlog_bytes` when set.
+    pub gauges: Option<StoreGauges>,
+}
+
+/// The metric handles the writer keeps current.
+#[derive(Clone, Debug)]
+pub struct StoreGauges {
+    pub up: Gauge,
+    pub errors: Counter,
+    pub backlog_bytes: Gauge,
+}
+
+impl WriterStats {
+    /// Stats that also drive the daemon's store metrics.
+    pub fn with_metrics(metrics: &Metrics) -> WriterStats {
+        let gauges = StoreGauges {
+            up: metrics.store_up.clone(),
+            errors: metrics.store_errors_total.clone(),
+            backlog_bytes: metrics.store_backlog_bytes.clone(),
+        };
+        gauges.up.set(1);
+        WriterStats {
+            gauges: Some(gauges),
+            ..WriterStats::default()
+        }
+    }
+
+    /// Whether the database took the last write or check.
+    pub fn is_up(&self) -> bool {
+        !self.down.load(Ordering::Relaxed)
+    }
+
+    fn ok(&self, backlog: u64) {
+        if self.down.swap(false, Ordering::Relaxed) {
+            tracing::info!("store: the database takes writes again");
+        }
+        if let Some(g) = &self.gauges {
+            g.up.set(1);
+            g.backlog_bytes.set(backlog.min(i64::MAX as u64) as i64);
+        }
+    }
+
+    fn failed(&self, backlog: u64) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        self.down.store(true, Ordering::Relaxed);
+        if let Some(g) = &self.gauges {
+            g.up.set(0);
+            g.errors.inc();
+            g.backlog_bytes.set(backlog.min(i64::MAX as u64) as i64);
+        }
+    }
 }
 
 /// A flagged leg whose late SIP messages are still awaited.
@@ -390,7 +446,7 @@ impl StoreService {
         let mut sink = StoreSink::new(writer, spill, metrics, &opts, cfg.raw.engine.max_leg_ms);
         sink._claim = Some(claim.clone());
         let (stop, stop_rx) = watch::channel(false);
-        let stats = Arc::new(WriterStats::default());
+        let stats = Arc::new(WriterStats::with_metrics(metrics));
         let writer = tokio::spawn(run_writer(
             store.clone(),
             reader,
@@ -454,8 +510,15 @@ impl StoreService {
     }
 }
 
-/// Reads the spool, commits batches, moves the checkpoint; retries with backoff while
-/// the database fails. Once stopping, ends when the spool is empty.
+/// Longest wait between two tries while the database fails.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// How often an idle writer checks that the database still answers (so that
+/// `callwatch_store_up` falls when it goes away between calls).
+const IDLE_CHECK: Duration = Duration::from_secs(5);
+
+/// Reads the spool, commits batches, moves the checkpoint; retries with backoff (at most
+/// [`MAX_BACKOFF`]) while the database fails, the pool reconnecting by itself once it
+/// is back. Once stopping, ends when the spool is empty.
 pub async fn run_writer(
     store: Store,
     mut reader: SpoolReader,
@@ -464,8 +527,10 @@ pub async fn run_writer(
     stats: Arc<WriterStats>,
 ) {
     let shared = reader.shared().clone();
+    let backlog = || shared.bytes.load(Ordering::Relaxed);
     let mut backoff = Duration::from_millis(250);
     let mut stopping = *stop.borrow();
+    let mut last_contact = tokio::time::Instant::now();
     loop {
         let b = match reader.read(batch.max(1), 8 << 20) {
             Ok(b) => b,
@@ -482,6 +547,25 @@ pub async fn run_writer(
         if b.records.is_empty() {
             if stopping {
                 return;
+            }
+            let due = if stats.is_up() { IDLE_CHECK } else { backoff };
+            if last_contact.elapsed() >= due {
+                last_contact = tokio::time::Instant::now();
+                match store.ping().await {
+                    Ok(()) => {
+                        backoff = Duration::from_millis(250);
+                        stats.ok(backlog());
+                    }
+                    Err(e) => {
+                        if stats.is_up() {
+                            tracing::warn!("store: the database does not answer: {e}");
+                        }
+                        stats.failed(backlog());
+                        backoff = (backoff * 2).min(MAX_BACKOFF);
+                    }
+                }
+            } else if let Some(g) = &stats.gauges {
+                g.backlog_bytes.set(backlog().min(i64::MAX as u64) as i64);
             }
             tokio::select! {
                 _ = shared.notify.notified() => {}
@@ -500,7 +584,9 @@ pub async fn run_writer(
                 }
             }
         }
-        match store.write_batch(&writes).await {
+        let result = store.write_batch(&writes).await;
+        last_contact = tokio::time::Instant::now();
+        match result {
             Ok(()) => {
                 backoff = Duration::from_millis(250);
                 stats
@@ -511,13 +597,19 @@ pub async fn run_writer(
                     // The batch is stored; at worst it is replayed (and upserted) again.
                     tracing::warn!("store spool: checkpoint failed: {e}");
                 }
+                stats.ok(backlog());
             }
             Err(e) => {
-                stats.errors.fetch_add(1, Ordering::Relaxed);
-                tracing::warn!(
-                    legs = writes.len(),
-                    "store: batch not written, will retry: {e}"
-                );
+                // Logged once per outage, then at debug: the metrics tell the rest.
+                if stats.is_up() {
+                    tracing::warn!(
+                        legs = writes.len(),
+                        "store: batch not written, kept in the spool and retried: {e}"
+                    );
+                } else {
+                    tracing::debug!(legs = writes.len(), "store: batch not written: {e}");
+                }
+                stats.failed(backlog());
                 if stopping && !e.is_transient() {
                     return;
                 }
@@ -529,7 +621,7 @@ pub async fn run_writer(
                         _ = stop.changed() => stopping = true,
                     }
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                backoff = (backoff * 2).min(MAX_BACKOFF);
             }
         }
     }
