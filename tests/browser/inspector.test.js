@@ -273,7 +273,14 @@ test('the inspector pages in a real browser', { timeout: 180000 }, async (t) => 
   assert.equal(await liNa.locator('.points').textContent(), '0');
   assert.equal(await liNa.locator('.pending').textContent(), '3');
   assert.equal(await liNa.locator('.dismissed').textContent(), '0');
-  assert.equal(await page.locator('#scores tr[data-agent="A1002"] .points').textContent(), '0', '王伟: a clean call');
+  const wangWei = page.locator('#scores tr[data-agent="A1002"]');
+  await until('王伟 on the scorecard (a clean call)', async () => {
+    if ((await wangWei.count()) === 1) return true;
+    await page.click('#scores-search');
+    return false;
+  });
+  assert.equal(await wangWei.locator('.points').textContent(), '0');
+  assert.equal(await wangWei.locator('.pending').textContent(), '0');
   await shot('04-scorecard-before');
 
   // Open the call from the queue with the keyboard.
@@ -329,7 +336,9 @@ test('the inspector pages in a real browser', { timeout: 180000 }, async (t) => 
   const vrow = (rule) => page.locator(`#violations tr[data-rule="${rule}"]`);
   assert.equal(await vrow('agent_hangup_first').getAttribute('data-verdict'), 'pending');
   assert.equal(await page.locator('#agent-points').textContent(), '0');
-  await vrow('agent_hangup_first').getByRole('button', { name: '确认违规: 先于客户挂机 (第74条)' }).click();
+  // With the keyboard: the button says which rule it is for.
+  await vrow('agent_hangup_first').getByRole('button', { name: '确认违规: 先于客户挂机 (第74条)' }).focus();
+  await page.keyboard.press('Enter');
   await until('the confirmation recorded', async () => (await vrow('agent_hangup_first').getAttribute('data-verdict')) === 'confirmed');
   const state = await vrow('agent_hangup_first').locator('.state').textContent();
   assert.match(state, /确认/);
@@ -359,6 +368,15 @@ test('the inspector pages in a real browser', { timeout: 180000 }, async (t) => 
   assert.equal(await liNa.locator('.pending').textContent(), '1');
   assert.match(await liNa.textContent(), new RegExp(`1 \\(${POINTS.agent_hangup_first}\\)`), 'one agent_hangup_first counted');
   await shot('07-scorecard-after');
+  // Its CSV, through the page's session: the Chinese name and the points.
+  const [sdl] = await Promise.all([page.waitForEvent('download', { timeout: 10000 }), page.click('#export-scores')]);
+  const scoreCsv = fs.readFileSync(await sdl.path()).toString('utf8');
+  const liNaLine = scoreCsv.split('\r\n').find((l) => l.includes('A1001'));
+  assert.ok(liNaLine && liNaLine.includes('李娜') && liNaLine.includes('信用卡一组'), `the scorecard CSV:\n${scoreCsv}`);
+  const head = scoreCsv.replace(/^\uFEFF/, '').split('\r\n')[0].split(',');
+  const cells = liNaLine.split(',');
+  assert.equal(cells[head.indexOf('扣分合计 points_total')], String(POINTS.agent_hangup_first), `points in the CSV: ${liNaLine}`);
+  assert.equal(cells[head.indexOf('已驳回 dismissed')], '1');
 
   // The queue shows the call as partly reviewed.
   await page.click('#nav-queue');
