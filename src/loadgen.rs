@@ -563,15 +563,71 @@ pub fn hep_frame(spec: &CallSpec, step: &Step, capture_id: u32, auth: Option<&[u
     b.build()
 }
 
+/// One HEP frame encoded when its call starts; only its timestamp is written at sending.
+#[derive(Clone, Debug)]
+pub struct PreFrame {
+    pub bytes: Vec<u8>,
+    /// Offset of the 4-byte value of chunk 0x0009 (seconds); 0x000a (microseconds)
+    /// follows 6 bytes after its end.
+    ts_at: usize,
+}
+
+impl PreFrame {
+    /// Encodes `step` of `spec` with a zero timestamp, to be stamped by [`PreFrame::stamp`].
+    pub fn new(spec: &CallSpec, step: &Step, capture_id: u32, auth: Option<&[u8]>) -> PreFrame {
+        let (src, dst) = if step.from_phone {
+            (spec.phone, spec.switch)
+        } else {
+            (spec.switch, spec.phone)
+        };
+        let mut b = HepBuilder::packet(src, dst, 0, 0, 1, capture_id, &step.sip);
+        if let Some(k) = auth {
+            b = b.chunk(0x000e, k);
+        }
+        let bytes = b.build();
+        let ts_at = chunk_value_at(&bytes, 0x0009).unwrap_or(0);
+        PreFrame { bytes, ts_at }
+    }
+
+    /// Writes the capture time (seconds and microseconds since the epoch).
+    pub fn stamp(&mut self, sec: u32, usec: u32) {
+        let at = self.ts_at;
+        if at == 0 || at + 14 > self.bytes.len() {
+            return;
+        }
+        self.bytes[at..at + 4].copy_from_slice(&sec.to_be_bytes());
+        self.bytes[at + 10..at + 14].copy_from_slice(&usec.to_be_bytes());
+    }
+}
+
+/// Where the value of the first chunk of type `kind` starts in a HEP v3 frame.
+fn chunk_value_at(frame: &[u8], kind: u16) -> Option<usize> {
+    let mut at = 6;
+    while at + 6 <= frame.len() {
+        let t = u16::from_be_bytes([frame[at + 2], frame[at + 3]]);
+        let len = usize::from(u16::from_be_bytes([frame[at + 4], frame[at + 5]]));
+        if t == kind {
+            return Some(at + 6);
+        }
+        if len < 6 {
+            return None;
+        }
+        at += len;
+    }
+    None
+}
+
 enum Link {
     Udp(UdpSocket),
     Tcp(TcpStream),
 }
 
 struct Call {
-    spec: CallSpec,
-    steps: Vec<Step>,
+    frames: Vec<PreFrame>,
 }
+
+/// Most frames sent per wake-up before the loop looks at the clock again.
+const SEND_BATCH: usize = 1024;
 
 /// Runs the generator until its duration is over and the calls in flight are done, or
 /// until `shutdown` resolves.
@@ -623,6 +679,10 @@ pub async fn run(
             } else {
                 let (story, spec) = draw_call(&mut rng, report.calls_started, run_id, opts);
                 let steps = spec.steps(story);
+                let frames = steps
+                    .iter()
+                    .map(|st| PreFrame::new(&spec, st, opts.capture_id, auth))
+                    .collect();
                 let slot = free.pop().unwrap_or_else(|| {
                     calls.push(None);
                     calls.len() - 1
@@ -636,33 +696,46 @@ pub async fn run(
                         i,
                     )));
                 }
-                calls[slot] = Some(Call { spec, steps });
+                calls[slot] = Some(Call { frames });
                 report.by_story[Story::ALL.iter().position(|s| *s == story).unwrap_or(0)] += 1;
                 report.calls_started += 1;
                 in_flight += 1;
             }
             next_call += interval;
         }
+        // One wall-clock reading per batch: every frame of it carries that time.
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let (sec, usec) = (
+            u32::try_from(wall.as_secs()).unwrap_or(u32::MAX),
+            wall.subsec_micros(),
+        );
+        let mut sent_now = 0usize;
         while let Some(Reverse((t, _, slot, i))) = due.peek().copied() {
-            if t > now {
+            if t > now || sent_now >= SEND_BATCH {
                 break;
             }
             due.pop();
-            let Some(call) = calls.get(slot).and_then(|c| c.as_ref()) else {
+            let Some(call) = calls.get_mut(slot).and_then(|c| c.as_mut()) else {
                 continue;
             };
-            let frame = hep_frame(&call.spec, &call.steps[i], opts.capture_id, auth);
+            let Some(frame) = call.frames.get_mut(i) else {
+                continue;
+            };
+            frame.stamp(sec, usec);
+            sent_now += 1;
             report.packets_sent += 1;
-            report.bytes_sent += frame.len() as u64;
+            report.bytes_sent += frame.bytes.len() as u64;
             match &mut link {
                 Link::Udp(s) => {
-                    if s.send(&frame).await.is_err() {
+                    if !send_udp(s, &frame.bytes).await {
                         report.send_errors += 1;
                     }
                 }
-                Link::Tcp(_) => out.extend_from_slice(&frame),
+                Link::Tcp(_) => out.extend_from_slice(&frame.bytes),
             }
-            if i + 1 == call.steps.len() {
+            if i + 1 == call.frames.len() {
                 calls[slot] = None;
                 free.push(slot);
                 in_flight -= 1;
@@ -673,6 +746,11 @@ pub async fn run(
             }
         }
         flush(&mut link, &mut out).await?;
+        if sent_now >= SEND_BATCH {
+            // Behind schedule: go on sending, but let the runtime breathe.
+            tokio::task::yield_now().await;
+            continue;
+        }
         let starting_over = stop_starting.is_some_and(|end| next_call >= end);
         if starting_over && report.window.is_zero() {
             report.window = start.elapsed();
@@ -696,6 +774,23 @@ pub async fn run(
     }
     report.elapsed = start.elapsed();
     Ok(report)
+}
+
+/// Sends one datagram without a wake-up per packet: a non-blocking send, waiting for
+/// the socket only when its send buffer is full. False on an error.
+async fn send_udp(s: &UdpSocket, frame: &[u8]) -> bool {
+    for _ in 0..1000 {
+        match s.try_send(frame) {
+            Ok(_) => return true,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                if s.writable().await.is_err() {
+                    return false;
+                }
+            }
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 async fn flush(link: &mut Link, out: &mut Vec<u8>) -> anyhow::Result<()> {
@@ -857,6 +952,26 @@ mod tests {
             }
         }
         assert_eq!(seen.len(), Story::ALL.len());
+    }
+
+    #[test]
+    fn a_pre_encoded_frame_is_the_frame_with_its_stamp() {
+        let opts = LoadgenOptions::default();
+        let mut rng = Rng::new(3);
+        let (story, spec) = draw_call(&mut rng, 0, 1, &opts);
+        for st in spec.steps(story) {
+            for auth in [None, Some(&b"k3y"[..])] {
+                let mut f = PreFrame::new(&spec, &st, 7, auth);
+                f.stamp(1_800_000_123, 456_789);
+                let p = HepPacket::parse(&f.bytes).unwrap();
+                assert_eq!((p.ts_sec, p.ts_usec), (1_800_000_123, 456_789));
+                assert_eq!(p.capture_id, 7);
+                assert_eq!(p.auth_key, auth);
+                assert_eq!(p.payload, &st.sip[..]);
+                let built = hep_frame(&spec, &st, 7, auth);
+                assert_eq!(f.bytes.len(), built.len());
+            }
+        }
     }
 
     #[test]

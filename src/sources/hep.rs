@@ -39,6 +39,11 @@ pub const SOURCE_UDP: &str = "hep_udp";
 pub const SOURCE_TCP: &str = "hep_tcp";
 /// `sink` label of packets dropped because the engine queue was full.
 pub const SINK_ENGINE_QUEUE: &str = "engine_queue";
+/// `sink` label of datagrams the kernel dropped because the HEP UDP socket's receive
+/// buffer was full (read from `/proc/net/udp` and `/proc/net/udp6`, Linux only).
+pub const SINK_UDP_SOCKET: &str = "hep_udp_socket";
+/// How often the kernel's drop count of the UDP socket is read.
+const SOCKET_DROPS_EVERY: Duration = Duration::from_millis(250);
 
 /// The largest HEP packet (its length field is 16 bits).
 const MAX_FRAME: usize = 65_535;
@@ -206,6 +211,61 @@ impl Intake {
     }
 }
 
+/// The kernel's count of datagrams dropped at one UDP socket (its receive buffer was
+/// full), read from `/proc/net/udp{,6}` by the socket's inode: such a loss happens
+/// before callwatch sees the datagram, and is counted all the same.
+#[derive(Debug)]
+pub struct SocketDrops {
+    inode: u64,
+    seen: u64,
+}
+
+impl SocketDrops {
+    /// None where the kernel does not tell (not Linux, no /proc).
+    pub fn of(socket: &impl std::os::fd::AsRawFd) -> Option<SocketDrops> {
+        let fd = socket.as_raw_fd();
+        let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).ok()?;
+        let link = link.to_str()?;
+        let inode = link
+            .strip_prefix("socket:[")?
+            .strip_suffix(']')?
+            .parse()
+            .ok()?;
+        let d = SocketDrops { inode, seen: 0 };
+        d.total()?;
+        Some(d)
+    }
+
+    /// Every drop of the socket since it was opened.
+    pub fn total(&self) -> Option<u64> {
+        ["/proc/net/udp", "/proc/net/udp6"].iter().find_map(|path| {
+            let text = std::fs::read_to_string(path).ok()?;
+            proc_net_udp_drops(&text, self.inode)
+        })
+    }
+
+    /// Drops since the last call.
+    pub fn take_new(&mut self) -> u64 {
+        let Some(total) = self.total() else {
+            return 0;
+        };
+        let new = total.saturating_sub(self.seen);
+        self.seen = self.seen.max(total);
+        new
+    }
+}
+
+/// The `drops` column of the line of `/proc/net/udp` (or `udp6`) whose inode is `inode`.
+pub fn proc_net_udp_drops(text: &str, inode: u64) -> Option<u64> {
+    text.lines().skip(1).find_map(|line| {
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        if cols.get(9)?.parse::<u64>().ok()? != inode {
+            return None;
+        }
+        cols.get(12)?.parse().ok()
+    })
+}
+
 /// Receives HEP datagrams until shutdown.
 pub async fn run_udp(
     socket: UdpSocket,
@@ -213,6 +273,13 @@ pub async fn run_udp(
     ctx: Arc<HepContext>,
     mut shutdown: Shutdown,
 ) {
+    let kernel_dropped = ctx.metrics.dropped(SINK_UDP_SOCKET);
+    let mut socket_drops = SocketDrops::of(&socket);
+    if socket_drops.is_none() {
+        tracing::warn!("HEP UDP: the kernel's drop count of the socket cannot be read; drops at a full receive buffer are not counted");
+    }
+    let mut check_drops = tokio::time::interval(SOCKET_DROPS_EVERY);
+    check_drops.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let intake = Intake::new(ctx, SOURCE_UDP, tx);
     // One byte more than the largest HEP packet: a longer datagram shows as too long.
     let mut buf = vec![0u8; MAX_FRAME + 1];
@@ -221,6 +288,11 @@ pub async fn run_udp(
     loop {
         tokio::select! {
             _ = &mut stop => break,
+            _ = check_drops.tick() => {
+                if let Some(d) = socket_drops.as_mut() {
+                    kernel_dropped.inc_by(d.take_new());
+                }
+            }
             r = socket.recv_from(&mut buf) => match r {
                 Ok((n, _)) => {
                     if !intake.packet(&buf[..n]) {
@@ -245,6 +317,9 @@ pub async fn run_udp(
                 }
             }
         }
+    }
+    if let Some(d) = socket_drops.as_mut() {
+        kernel_dropped.inc_by(d.take_new());
     }
 }
 
@@ -416,6 +491,54 @@ mod tests {
         drop(rx);
         // The engine is gone: the receive task is told to stop.
         assert!(!intake.packet(&b));
+    }
+
+    #[test]
+    fn proc_net_udp_drops_reads_the_line_of_the_inode() {
+        let text = "   sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
+  281: 0100007F:4C04 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 569341 2 0000000059dd2480 0\n\
+12366: 0100007F:BB39 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 587059 2 00000000da564e18 1234\n";
+        assert_eq!(proc_net_udp_drops(text, 587059), Some(1234));
+        assert_eq!(proc_net_udp_drops(text, 569341), Some(0));
+        assert_eq!(proc_net_udp_drops(text, 1), None);
+    }
+
+    /// A socket nobody reads, with a small receive buffer: what the kernel throws away
+    /// shows in its drop count, and every datagram sent is either queued or dropped.
+    #[test]
+    fn kernel_drops_at_a_full_receive_buffer_are_counted() {
+        let rx = socket2::Socket::new(
+            socket2::Domain::IPV4,
+            socket2::Type::DGRAM,
+            Some(socket2::Protocol::UDP),
+        )
+        .unwrap();
+        rx.set_recv_buffer_size(4096).unwrap();
+        rx.bind(
+            &"127.0.0.1:0"
+                .parse::<std::net::SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+        let rx: std::net::UdpSocket = rx.into();
+        let mut drops = SocketDrops::of(&rx).expect("/proc/net/udp is readable on Linux");
+        assert_eq!(drops.take_new(), 0);
+        let tx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let sent = 500u64;
+        for _ in 0..sent {
+            tx.send_to(&[0u8; 200], rx.local_addr().unwrap()).unwrap();
+        }
+        rx.set_nonblocking(true).unwrap();
+        let mut queued = 0u64;
+        let mut buf = [0u8; 512];
+        while rx.recv_from(&mut buf).is_ok() {
+            queued += 1;
+        }
+        let dropped = drops.take_new();
+        assert!(dropped > 0, "a 4 KiB buffer cannot hold {sent} datagrams");
+        assert_eq!(queued + dropped, sent);
+        assert_eq!(drops.take_new(), 0, "counted once");
     }
 
     #[test]
