@@ -300,6 +300,7 @@ test('the inspector pages in a real browser', { timeout: 180000 }, async (t) => 
   // The SIP ladder: who sent what to whom, in order.
   const hosts = await page.locator('#ladder text.host').evaluateAll((ts) => ts.map((e) => e.dataset.host));
   assert.deepEqual(hosts, ['10.1.0.10:5060', `${bad.phone.ip}:5060`], 'the switch left, the phone right');
+  assert.deepEqual(await page.locator('#ladder text.role').allTextContents(), ['交换机/对端', '坐席话机 8001']);
   const msgs = await page.locator('#ladder g.msg').evaluateAll((gs) =>
     gs.map((g) => ({ label: g.dataset.label, dir: g.dataset.dir, src: g.dataset.src, dst: g.dataset.dst })),
   );
