@@ -481,6 +481,7 @@ impl Config {
             ));
         }
         parse_addr("capture.hep_listen", &self.capture.hep_listen)?;
+        check_live_capture(&self.capture)?;
         parse_addr("http.listen", &self.http.listen)?;
         check_secret(&self.auth.secret)?;
         check_users(&self.auth.users)?;
@@ -543,6 +544,34 @@ fn is_token_char(b: u8) -> bool {
 fn parse_addr(key: &str, v: &str) -> Result<SocketAddr, ConfigError> {
     v.parse()
         .map_err(|_| invalid(key, format!("{v:?} is not an address:port")))
+}
+
+/// `capture.interfaces` needs a build with libpcap; with it, the names and the filter
+/// are checked here (opening the interfaces is the daemon's, at start).
+#[cfg(not(feature = "live-capture"))]
+fn check_live_capture(c: &CaptureConfig) -> Result<(), ConfigError> {
+    if c.interfaces.is_empty() {
+        return Ok(());
+    }
+    Err(invalid(
+        "capture.interfaces",
+        "this build has no live capture; rebuild with \
+         `cargo build --release --features live-capture` (needs libpcap-dev), \
+         or leave it empty and feed callwatch with HEP",
+    ))
+}
+
+/// `capture.interfaces` needs a build with libpcap; with it, the names and the filter
+/// are checked here (opening the interfaces is the daemon's, at start).
+#[cfg(feature = "live-capture")]
+fn check_live_capture(c: &CaptureConfig) -> Result<(), ConfigError> {
+    if c.interfaces.is_empty() {
+        return Ok(());
+    }
+    crate::sources::live::check_interfaces(&c.interfaces)
+        .map_err(|r| invalid("capture.interfaces", r))?;
+    crate::sources::live::check_filter(&c.bpf)
+        .map_err(|r| invalid("capture.bpf", format!("{:?} does not compile: {r}", c.bpf)))
 }
 
 fn check_secret(secret: &str) -> Result<(), ConfigError> {
@@ -689,6 +718,49 @@ mod tests {
             },
         );
         assert!(c.validate(None).is_err());
+    }
+
+    #[cfg(not(feature = "live-capture"))]
+    #[test]
+    fn interfaces_are_refused_by_a_build_without_live_capture() {
+        let mut c = Config::default();
+        c.capture.interfaces = vec!["eth1".into()];
+        let err = c.validate(None).unwrap_err().to_string();
+        assert!(err.contains("capture.interfaces"), "{err}");
+        assert!(err.contains("--features live-capture"), "{err}");
+        assert!(err.contains("libpcap-dev"), "{err}");
+    }
+
+    #[cfg(feature = "live-capture")]
+    #[test]
+    fn interface_names_and_the_filter_are_checked() {
+        let mut c = Config::default();
+        c.capture.interfaces = vec!["eth1".into(), "eth1".into()];
+        let err = c.clone().validate(None).unwrap_err().to_string();
+        assert!(
+            err.contains("capture.interfaces") && err.contains("twice"),
+            "{err}"
+        );
+        c.capture.interfaces = vec![" ".into()];
+        let err = c.clone().validate(None).unwrap_err().to_string();
+        assert!(err.contains("capture.interfaces"), "{err}");
+        c.capture.interfaces = vec!["eth1".into()];
+        c.capture.bpf = "udp and port".into();
+        let err = c.clone().validate(None).unwrap_err().to_string();
+        assert!(
+            err.contains("capture.bpf") && err.contains("syntax error"),
+            "{err}"
+        );
+        // Only compiled: the interface itself is opened by the daemon at start.
+        c.capture.bpf = "udp or (tcp and port 5060)".into();
+        assert!(c.validate(None).is_ok());
+    }
+
+    #[test]
+    fn an_unused_filter_is_not_checked_without_interfaces() {
+        let mut c = Config::default();
+        c.capture.bpf = "not a filter (".into();
+        assert!(c.validate(None).is_ok());
     }
 
     #[test]

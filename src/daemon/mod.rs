@@ -8,7 +8,10 @@
 //! - the engine task ([`engine_task`]), sole owner of the engine, which keeps each
 //!   capture source's clock ([`clock`]), fires deadlines live and feeds the sinks
 //!   ([`crate::sinks`]);
-//! - the HTTP server ([`crate::api`]): `/metrics`, `/healthz`, `/readyz`.
+//! - the HTTP server ([`crate::api`]): `/metrics`, `/healthz`, `/readyz`;
+//! - with the cargo feature `live-capture`, one reading thread per interface of
+//!   `capture.interfaces` (`crate::sources::live`), opened before anything starts (an
+//!   interface that cannot be opened refuses the start) and feeding the same queue.
 //!
 //! Shutdown (SIGTERM/SIGINT in `main`): intake stops first, the engine drains what was
 //! queued and flushes its events to the sinks, then HTTP stops.
@@ -51,6 +54,8 @@ pub struct Options {
     pub hep: HepOptions,
     pub store: StoreOptions,
     pub wallboard: crate::sinks::wallboard::HubOptions,
+    #[cfg(feature = "live-capture")]
+    pub live: crate::sources::live::LiveOptions,
 }
 
 impl Default for Options {
@@ -61,6 +66,8 @@ impl Default for Options {
             hep: HepOptions::default(),
             store: StoreOptions::default(),
             wallboard: crate::sinks::wallboard::HubOptions::default(),
+            #[cfg(feature = "live-capture")]
+            live: crate::sources::live::LiveOptions::default(),
         }
     }
 }
@@ -233,6 +240,9 @@ pub async fn run(
     opts: Options,
     shutdown: impl Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    // Live interfaces first: one that cannot be opened refuses the start.
+    #[cfg(feature = "live-capture")]
+    let live = crate::sources::live::LiveCaptures::open(&cfg.raw.capture, &opts.live)?;
     let metrics = metrics_for(cfg);
     let health = Arc::new(Health::new());
     let (stop_tx, stop) = Shutdown::new();
@@ -274,6 +284,8 @@ pub async fn run(
         hep.clone(),
         stop.clone(),
     ));
+    #[cfg(feature = "live-capture")]
+    let live = live.start(tx.clone(), metrics.clone())?;
     let tcp_task = tokio::spawn(crate::sources::hep::run_tcp(
         listeners.hep_tcp,
         tx,
@@ -321,6 +333,8 @@ pub async fn run(
     let _ = stop_tx.send(true);
     let _ = udp_task.await;
     let _ = tcp_task.await;
+    #[cfg(feature = "live-capture")]
+    live.stop().await;
     if engine_failed.is_none() {
         // Every sender is gone once the connection tasks have seen the signal: the
         // engine processes what is queued, flushes its events to the sinks and ends.
