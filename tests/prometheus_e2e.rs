@@ -12,7 +12,7 @@
 //!   which only the `for:` durations are shortened (minutes read as seconds, so `15m`
 //!   becomes `15s`): every expression, label and annotation is the shipped one.
 //! - HEP v3 over UDP with the SIP the crate's load generator writes (`loadgen::CallSpec`):
-//!   team A's phones ring 10.4 s before each of 24 answers (24 `late_answer`), team B
+//!   team A's phones ring 11 s before each of 24 answers (24 `late_answer`), team B
 //!   answers 24 calls after 1 s and its agent hangs up first on 3 of them.
 //! - Prometheus' own API then shows: the target `up`, every rule evaluated without error,
 //!   `CallwatchViolationBurst` (rule late_answer, team A), `CallwatchRingTimeRising` and
@@ -437,6 +437,9 @@ impl Prometheus {
 // ------------------------------------------------------------------ the scenario
 
 const LATE_CALLS: usize = 24;
+/// From the 180 to the answer of team A's calls: 1 s over the 10 s threshold, so that a
+/// stalled sender on a loaded machine cannot make one of them on time.
+const LATE_RING_MS: u64 = 11_000;
 const TEAM_B_CALLS: usize = 24;
 const TEAM_B_AGENT_HANGUPS: usize = 3;
 
@@ -468,7 +471,7 @@ fn call(id: String, agent: &str, start_ms: u64, ring_ms: u64, talk_ms: u64, stor
 /// - at 0 s one quick answered call per team, so that the teams' `callwatch_legs_total`
 ///   and ring-time series exist before the bulk (Prometheus' `increase()` cannot count
 ///   the value a series first appears with);
-/// - from 2.5 s, every 150 ms, a call to team A (8001, 8002) that rings 10.4 s before the
+/// - from 2.5 s, every 150 ms, a call to team A (8001, 8002) that rings 11 s before the
 ///   answer (late: raised live at 10 s) and a call to team B (8003) answered after 1 s,
 ///   whose agent hangs up first on 3 of them.
 fn scenario() -> Vec<Call> {
@@ -483,7 +486,7 @@ fn scenario() -> Vec<Call> {
             format!("pe-late-{i}"),
             agent,
             t,
-            10_400,
+            LATE_RING_MS,
             300,
             Story::Late,
         ));
@@ -713,6 +716,17 @@ fn prometheus_scrapes_the_daemon_and_fires_the_late_answer_alerts() {
     assert_eq!(
         burst["annotations"]["runbook"],
         "docs/operations.md#callwatchviolationburst"
+    );
+
+    // Service level: of team A's 25 inbound legs today only the first was answered
+    // within 10 s.
+    let level = alerts
+        .iter()
+        .find(|a| labels_of(a)["alertname"] == "CallwatchServiceLevelLow")
+        .unwrap();
+    assert_eq!(
+        level["annotations"]["summary"], "Team A service level 4% / A 组服务水平低于目标",
+        "{level}"
     );
 
     // The counters, through Prometheus: every late answer, in team A only.
