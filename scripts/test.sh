@@ -46,7 +46,7 @@ cargo clippy --locked --features live-capture --all-targets -- -D warnings
 cargo test --locked --features live-capture --test live_capture 2>&1 | tee /tmp/callwatch-live.log
 grep -Eq "test result: ok\. [1-9]" /tmp/callwatch-live.log
 
-echo "== wallboard in a real browser (headless Chromium)"
+echo "== wallboard and inspector pages in a real browser (headless Chromium)"
 bash tests/browser/run.sh
 
 if [ -d fuzz ] && [ "${CALLWATCH_SKIP_FUZZ:-0}" != "1" ]; then
