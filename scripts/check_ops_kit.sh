@@ -8,8 +8,11 @@
 # neutral values), so that a typo in a panel fails here rather than on the wall.
 #
 # promtool comes with Debian's `prometheus` package and jq with `jq`; they are installed
-# when missing (apt-get, as root or with sudo). The Prometheus service is not needed: it
-# is stopped if the package started it. Exits non-zero on any failure; nothing is skipped.
+# when missing (apt-get, as root or with sudo). The same package's server,
+# /usr/bin/prometheus, is what tests/prometheus_e2e.rs (run later by `cargo test`) starts
+# against a real daemon, on its own ports. The packaged Prometheus service is not needed:
+# it is stopped if the package started it. Exits non-zero on any failure; nothing is
+# skipped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
