@@ -25,7 +25,8 @@ struct Stream {
     ssrc: u32,
     from: Party,
     stats: RtpStreamStats,
-    rtcp: Option<RtcpFigures>,
+    /// Boxed: most streams never see an RTCP report about them.
+    rtcp: Option<Box<RtcpFigures>>,
 }
 
 /// The far end's own view of a stream, from the RTCP receiver report blocks (RFC 3550
@@ -48,9 +49,18 @@ pub struct RtcpFigures {
     pub r_factor: Option<u8>,
 }
 
-/// The streams and media state of one leg.
+/// The streams and media state of one leg. Small in the leg itself (24 bytes: every
+/// open leg carries one inline in the engine's table); the state lives in one box made
+/// when the leg's SDP names a payload type or its first stream opens.
 #[derive(Default)]
 pub struct LegMedia {
+    state: Option<Box<MediaState>>,
+    /// Last RTP packet of either direction (media timeout).
+    pub last_rtp_at: Option<CaptureTime>,
+}
+
+#[derive(Default)]
+struct MediaState {
     streams: Vec<Stream>,
     payloads: PayloadMap,
     last_from: [Option<CaptureTime>; 2],
@@ -59,9 +69,10 @@ pub struct LegMedia {
     /// First packet of each direction since the answer or the latest hold change.
     first_since_counting: [Option<CaptureTime>; 2],
     one_way_longest_us: i64,
-    /// Last RTP packet of either direction (media timeout).
-    pub last_rtp_at: Option<CaptureTime>,
 }
+
+/// Streams room is made for at a time: a leg usually has two (one per direction).
+const STREAMS_STEP: usize = 2;
 
 fn slot(p: Party) -> usize {
     match p {
@@ -73,7 +84,18 @@ fn slot(p: Party) -> usize {
 impl LegMedia {
     /// Records the payload types an SDP of the leg named (`a=rtpmap`).
     pub fn note_rtpmap(&mut self, pt: u8, encoding: &str, clock_rate: u32) {
-        let _ = self.payloads.insert_rtpmap(pt, encoding, clock_rate);
+        let _ = self
+            .state_mut()
+            .payloads
+            .insert_rtpmap(pt, encoding, clock_rate);
+    }
+
+    fn state_mut(&mut self) -> &mut MediaState {
+        self.state.get_or_insert_with(Box::default)
+    }
+
+    fn streams(&self) -> &[Stream] {
+        self.state.as_deref().map_or(&[], |m| &m.streams)
     }
 
     /// Opens a new stream; None when the leg already has [`MAX_STREAMS`].
@@ -84,44 +106,51 @@ impl LegMedia {
         ssrc: u32,
         from: Party,
     ) -> Option<usize> {
-        if self.streams.len() >= MAX_STREAMS {
+        let m = self.state_mut();
+        if m.streams.len() >= MAX_STREAMS {
             return None;
         }
-        self.streams.push(Stream {
+        if m.streams.len() == m.streams.capacity() {
+            m.streams.reserve_exact(STREAMS_STEP);
+        }
+        m.streams.push(Stream {
             src,
             dst,
             ssrc,
             from,
-            stats: RtpStreamStats::with_payloads(self.payloads),
+            stats: RtpStreamStats::with_payloads(m.payloads),
             rtcp: None,
         });
-        Some(self.streams.len() - 1)
+        Some(m.streams.len() - 1)
     }
 
     /// One RTP packet of stream `idx`. `talking` is true when the leg is answered and
     /// not on hold: only then does one-way flow count.
     pub fn on_packet(&mut self, idx: usize, at: CaptureTime, hdr: &RtpHeader, talking: bool) {
-        let Some(s) = self.streams.get_mut(idx) else {
+        let Some(m) = self.state.as_deref_mut() else {
+            return;
+        };
+        let Some(s) = m.streams.get_mut(idx) else {
             return;
         };
         s.stats.on_packet(at, hdr);
         let from = slot(s.from);
-        self.last_from[from] = Some(at);
-        let first = *self.first_since_counting[from].get_or_insert(at);
+        m.last_from[from] = Some(at);
+        let first = *m.first_since_counting[from].get_or_insert(at);
         self.last_rtp_at = Some(self.last_rtp_at.map_or(at, |t| t.max(at)));
-        let other_last = self.last_from[1 - from];
+        let other_last = m.last_from[1 - from];
         let other_flowing = other_last.is_some_and(|t| (at.0 - t.0) <= DIRECTION_SILENCE_US);
         if !talking || other_flowing {
-            self.one_way_since = None;
+            m.one_way_since = None;
             return;
         }
         // The period began when this side was flowing and the other had fallen silent:
         // the later of this side's first packet since counting began (answer or hold
         // change) and the other side's last packet.
-        let since = *self
+        let since = *m
             .one_way_since
             .get_or_insert_with(|| other_last.map_or(first, |t| t.max(first)));
-        self.one_way_longest_us = self.one_way_longest_us.max(at.0 - since.0);
+        m.one_way_longest_us = m.one_way_longest_us.max(at.0 - since.0);
     }
 
     /// An RTCP report block (SR/RR) about the stream with `ssrc`: `jitter` in RTP
@@ -133,7 +162,7 @@ impl LegMedia {
         cumulative_lost: i32,
         jitter: u32,
     ) -> bool {
-        let Some(s) = self.streams.iter_mut().rev().find(|s| s.ssrc == ssrc) else {
+        let Some(s) = self.stream_of(ssrc) else {
             return false;
         };
         let clock = match s.stats.figures().clock_rate {
@@ -141,7 +170,7 @@ impl LegMedia {
             c => c,
         };
         let jitter_ms = f64::from(jitter) * 1000.0 / f64::from(clock);
-        let r = s.rtcp.get_or_insert_with(RtcpFigures::default);
+        let r = s.rtcp.get_or_insert_with(Box::default);
         r.reports = r.reports.saturating_add(1);
         r.fraction_lost_pct = fraction_lost_pct;
         r.max_fraction_lost_pct = r.max_fraction_lost_pct.max(fraction_lost_pct);
@@ -159,10 +188,10 @@ impl LegMedia {
         mos_lq: Option<f64>,
         r_factor: Option<u8>,
     ) -> bool {
-        let Some(s) = self.streams.iter_mut().rev().find(|s| s.ssrc == ssrc) else {
+        let Some(s) = self.stream_of(ssrc) else {
             return false;
         };
-        let r = s.rtcp.get_or_insert_with(RtcpFigures::default);
+        let r = s.rtcp.get_or_insert_with(Box::default);
         r.round_trip_ms = Some(round_trip_ms).filter(|&v| v != 0);
         r.mos_lq = mos_lq.or(r.mos_lq);
         r.r_factor = r_factor.or(r.r_factor);
@@ -172,13 +201,21 @@ impl LegMedia {
     /// The leg was answered, or a hold began or ended, at `at`: one-way periods
     /// restart and count from there.
     pub fn reset_one_way(&mut self) {
-        self.one_way_since = None;
-        self.first_since_counting = [None, None];
+        if let Some(m) = self.state.as_deref_mut() {
+            m.one_way_since = None;
+            m.first_since_counting = [None, None];
+        }
+    }
+
+    /// The latest stream with `ssrc`.
+    fn stream_of(&mut self, ssrc: u32) -> Option<&mut Stream> {
+        let m = self.state.as_deref_mut()?;
+        m.streams.iter_mut().rev().find(|s| s.ssrc == ssrc)
     }
 
     /// When the current one-way period began, if one is going on.
     pub fn one_way_since(&self) -> Option<CaptureTime> {
-        self.one_way_since
+        self.state.as_deref().and_then(|m| m.one_way_since)
     }
 
     pub fn has_rtp(&self) -> bool {
@@ -187,12 +224,14 @@ impl LegMedia {
 
     /// The longest period so far where media flowed in one direction only, in ms.
     pub fn one_way_ms(&self) -> u64 {
-        (self.one_way_longest_us / 1000).max(0) as u64
+        let us = self.state.as_deref().map_or(0, |m| m.one_way_longest_us);
+        (us / 1000).max(0) as u64
     }
 
     /// The direction that flowed during one-way periods (the other one was silent).
     pub fn flowing_direction(&self) -> Option<Party> {
-        match self.last_from {
+        let last_from = self.state.as_deref().map_or([None, None], |m| m.last_from);
+        match last_from {
             [Some(_), None] => Some(Party::Agent),
             [None, Some(_)] => Some(Party::Customer),
             [Some(a), Some(c)] => Some(if a >= c {
@@ -207,7 +246,7 @@ impl LegMedia {
     /// The figures of every stream, with codec and estimated MOS (`constants` gives
     /// each codec's E-model constants).
     pub fn records(&self, constants: &dyn Fn(CodecId) -> CodecImpairment) -> Vec<MediaRecord> {
-        self.streams
+        self.streams()
             .iter()
             .map(|s| {
                 let f = s.stats.figures();
@@ -232,7 +271,7 @@ impl LegMedia {
                     max_jitter_ms: f.max_jitter_ms,
                     max_delta_ms: f.max_delta_ms,
                     mos,
-                    rtcp: s.rtcp.clone(),
+                    rtcp: s.rtcp.as_deref().cloned(),
                 }
             })
             .collect()
@@ -240,7 +279,7 @@ impl LegMedia {
 
     /// The stream keys, to unregister them when the leg goes.
     pub fn keys(&self) -> impl Iterator<Item = (SocketAddr, SocketAddr, u32)> + '_ {
-        self.streams.iter().map(|s| (s.src, s.dst, s.ssrc))
+        self.streams().iter().map(|s| (s.src, s.dst, s.ssrc))
     }
 }
 
