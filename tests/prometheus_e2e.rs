@@ -707,7 +707,7 @@ fn prometheus_scrapes_the_daemon_and_fires_the_late_answer_alerts() {
     let burst = alerts
         .iter()
         .find(|a| labels_of(a)["alertname"] == "CallwatchViolationBurst")
-        .unwrap();
+        .expect("CallwatchViolationBurst in the alerts seen firing");
     let summary = burst["annotations"]["summary"].as_str().unwrap_or("");
     assert!(
         summary.contains("late_answer violations in team A"),
@@ -723,7 +723,7 @@ fn prometheus_scrapes_the_daemon_and_fires_the_late_answer_alerts() {
     let level = alerts
         .iter()
         .find(|a| labels_of(a)["alertname"] == "CallwatchServiceLevelLow")
-        .unwrap();
+        .expect("CallwatchServiceLevelLow in the alerts seen firing");
     assert_eq!(
         level["annotations"]["summary"], "Team A service level 4% / A 组服务水平低于目标",
         "{level}"
