@@ -56,7 +56,10 @@ pub struct HubOptions {
     pub replay_bytes: usize,
     /// Longest wait for a client's socket to take one frame.
     pub send_timeout: Duration,
-    /// Most websocket clients at once; more are refused (503).
+    /// Most websocket clients at once; more are refused (503). A floor has a few TVs,
+    /// but browsers left open on desks add up: 1,000 clients are measured in
+    /// docs/performance.md (`scripts/bench_wallboard.sh`). Each costs one task, one
+    /// socket and at most `client_queue` shared frames.
     pub max_clients: usize,
     /// A `stats` frame at least this often.
     pub stats_every: Duration,
@@ -71,7 +74,7 @@ impl Default for HubOptions {
             replay_frames: 4096,
             replay_bytes: 8 << 20,
             send_timeout: Duration::from_secs(10),
-            max_clients: 256,
+            max_clients: 2048,
             stats_every: Duration::from_millis(750),
             stats_min_gap: Duration::from_millis(100),
         }
