@@ -58,7 +58,17 @@ impl Daemon {
 
     /// Polls /metrics until `pred` holds (5 s at most).
     async fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(5);
+        self.wait_within(what, Duration::from_secs(5), pred).await
+    }
+
+    /// Polls /metrics until `pred` holds (`limit` at most).
+    async fn wait_within(
+        &self,
+        what: &str,
+        limit: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> String {
+        let deadline = Instant::now() + limit;
         loop {
             let t = scrape(self.http).await.unwrap_or_default();
             if pred(&t) {
@@ -394,6 +404,75 @@ async fn a_burst_of_udp_packets_is_all_taken() {
             &[("sink", "engine_queue")]
         ),
         0.0
+    );
+    d.stop().await;
+}
+
+/// A flood far beyond what a small engine queue holds: every datagram sent is either a
+/// leg, a drop at the engine queue, or a drop the kernel made at the socket's full
+/// receive buffer. Nothing is lost without being counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_udp_flood_loses_nothing_uncounted() {
+    let d = Daemon::start(|_, o| o.queue_capacity = 32).await;
+    let udp = udp_to(d.hep).await;
+    // Far more than the socket's receive buffer holds (8 MiB asked, capped by
+    // net.core.rmem_max: a few thousand such datagrams) while a debug engine takes a few
+    // thousand INVITEs a second: the kernel drops some, and counts them.
+    let frames: Vec<Vec<u8>> = (0..30_000)
+        .map(|i| {
+            let c = call(&format!("flood-{i}"), &(8001 + i % 99).to_string());
+            frame(&c, false, c.invite(), None)
+        })
+        .collect();
+    let sent = frames.len() as f64;
+    for f in &frames {
+        udp.send(f).await.unwrap();
+    }
+    let counted = |t: &str| {
+        let received = Daemon::value(
+            t,
+            "callwatch_ingest_packets_total",
+            &[("source", "hep_udp")],
+        );
+        let kernel = Daemon::value(
+            t,
+            "callwatch_events_dropped_total",
+            &[("sink", "hep_udp_socket")],
+        );
+        (received, kernel)
+    };
+    // The engine of a debug build takes about a thousand INVITEs a second.
+    let t = d
+        .wait_within(
+            "every datagram received or dropped by the kernel",
+            Duration::from_secs(30),
+            |t| {
+                let (received, kernel) = counted(t);
+                received + kernel == sent
+                    && Daemon::value(t, "callwatch_engine_queue_depth", &[]) == 0.0
+            },
+        )
+        .await;
+    let (received, kernel) = counted(&t);
+    let t = d
+        .wait_within(
+            "every datagram received is a leg or a queue drop",
+            Duration::from_secs(30),
+            |t| {
+                let legs = Daemon::value(t, "callwatch_legs_ringing", &[]);
+                let queue = Daemon::value(
+                    t,
+                    "callwatch_events_dropped_total",
+                    &[("sink", "engine_queue")],
+                );
+                legs + queue == received
+            },
+        )
+        .await;
+    assert_eq!(Daemon::value(&t, "callwatch_ingest_errors_total", &[]), 0.0);
+    eprintln!(
+        "flood: {sent} sent, {received} received, {kernel} dropped by the kernel, {} at the engine queue",
+        Daemon::value(&t, "callwatch_events_dropped_total", &[("sink", "engine_queue")])
     );
     d.stop().await;
 }

@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# HEP ingest benchmark (issue 4), for a person to run (not CI): builds release, starts
+# `callwatch run` on loopback with a temporary config and store, and drives it with
+# `callwatch loadgen` over UDP at a series of offered rates, a bounded time each. For
+# each rate it prints the offered rate, the rate loadgen achieved, the rate the daemon
+# received and ingested, the drops it counted (kernel receive buffer and engine queue),
+# the unreported loss (sent - received - kernel drops: must be 0), the daemon's CPU and
+# RSS. Then, on a fresh daemon, the memory of 5,000 concurrent open legs.
+#
+# Usage: bash scripts/bench_ingest.sh
+#   RATES="50000 100000 200000 300000"  offered HEP packets/s (UDP)
+#   SECONDS_EACH=8                      seconds of load per rate
+#   SKIP_BUILD=1 BIN=path/to/callwatch  use an existing binary
+#   LEGS=5000                           open legs for the memory figure
+# Bounded: about 4 minutes with the defaults (every wait has a limit).
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+RATES=${RATES:-"50000 100000 200000 300000"}
+SECONDS_EACH=${SECONDS_EACH:-8}
+LEGS=${LEGS:-5000}
+BIN=${BIN:-target/release/callwatch}
+# Average HEP packets per loadgen call (story mix: 85 % with 7 messages, 15 % with 13).
+PACKETS_PER_CALL=7.9
+
+if [ -z "${SKIP_BUILD:-}" ]; then
+    cargo build --release --bin callwatch >&2
+fi
+[ -x "$BIN" ] || { echo "no binary at $BIN" >&2; exit 1; }
+command -v python3 >/dev/null || { echo "python3 is needed (free ports, arithmetic)" >&2; exit 1; }
+command -v curl >/dev/null || { echo "curl is needed (/metrics)" >&2; exit 1; }
+
+WORK=$(mktemp -d /tmp/callwatch-bench-ingest.XXXXXX)
+DAEMON=""
+cleanup() {
+    if [ -n "$DAEMON" ] && kill -0 "$DAEMON" 2>/dev/null; then
+        kill -TERM "$DAEMON" 2>/dev/null || true
+        wait "$DAEMON" 2>/dev/null || true
+    fi
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0))
+t = socket.socket(); t.bind(("127.0.0.1", s.getsockname()[1])); print(s.getsockname()[1])'
+}
+
+# Sums the samples of a metric whose labels contain every given pair.
+metric() { # text name [label="value" ...]
+    local text=$1 name=$2; shift 2
+    printf '%s\n' "$text" | python3 -c '
+import sys
+name, want = sys.argv[1], sys.argv[2:]
+total = 0.0
+for line in sys.stdin:
+    if line.startswith("#") or not line.strip():
+        continue
+    series, _, rest = line.partition(" ")
+    n, _, labels = series.partition("{")
+    if n != name:
+        continue
+    parts = labels.rstrip("}").split(",")
+    if all(w in parts for w in want):
+        total += float(rest.split()[0])
+print(int(total))' "$name" "$@"
+}
+
+start_daemon() {
+    HEP_PORT=$(free_port)
+    HTTP_PORT=$(free_port)
+    rm -rf "$WORK/data" && mkdir -p "$WORK/data"
+    cat > "$WORK/callwatch.toml" <<EOF
+[capture]
+hep_listen = "127.0.0.1:$HEP_PORT"
+[agents]
+extensions = ["8001-8099"]
+roster = ""
+[http]
+listen = "127.0.0.1:$HTTP_PORT"
+[store]
+url = "sqlite://$WORK/data/callwatch.db"
+data_dir = "$WORK/data"
+EOF
+    RUST_LOG=warn "$BIN" run --config "$WORK/callwatch.toml" > "$WORK/daemon.log" 2>&1 &
+    DAEMON=$!
+    for _ in $(seq 100); do
+        curl -sf "http://127.0.0.1:$HTTP_PORT/metrics" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    echo "the daemon did not start:" >&2; cat "$WORK/daemon.log" >&2; exit 1
+}
+
+stop_daemon() {
+    kill -TERM "$DAEMON" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$DAEMON" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$DAEMON" 2>/dev/null || true
+    wait "$DAEMON" 2>/dev/null || true
+    DAEMON=""
+}
+
+scrape() { curl -sf --max-time 5 "http://127.0.0.1:$HTTP_PORT/metrics"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$DAEMON/stat"; }
+status_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$DAEMON/status"; }
+
+echo "# callwatch HEP ingest bench: $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%H:%MZ)"
+echo "# UDP, ${SECONDS_EACH} s per rate, loadgen --time-scale 0.01 (short calls), same machine"
+start_daemon
+printf '%-9s %-9s %-9s %-9s %-10s %-10s %-11s %-7s %-8s\n' \
+    offered sent/s recv/s ingest/s kern_drop queue_drop unreported cpu% rss_MB
+for rate in $RATES; do
+    cps=$(python3 -c "print(round($rate / $PACKETS_PER_CALL, 1))")
+    before=$(scrape)
+    t0_ticks=$(cpu_ticks)
+    t0=$(date +%s.%N)
+    "$BIN" loadgen --target "127.0.0.1:$HEP_PORT" --cps "$cps" --concurrent 200000 \
+        --duration-s "$SECONDS_EACH" --time-scale 0.01 --seed "$rate" 2> "$WORK/loadgen.txt"
+    # Let the daemon drain its queue (bounded wait), then read.
+    prev=-1
+    for _ in $(seq 50); do
+        now=$(metric "$(scrape)" callwatch_ingest_packets_total)
+        depth=$(metric "$(scrape)" callwatch_engine_queue_depth)
+        [ "$now" = "$prev" ] && [ "$depth" = 0 ] && break
+        prev=$now
+        sleep 0.2
+    done
+    sleep 0.3 # one more look at the kernel's drop count (read every 250 ms)
+    t1=$(date +%s.%N)
+    t1_ticks=$(cpu_ticks)
+    after=$(scrape)
+    sent=$(sed -n 's/^loadgen: \([0-9]*\) HEP packets.*/\1/p' "$WORK/loadgen.txt")
+    sent_rate=$(sed -n 's/.* \([0-9]*\) packets\/s while starting calls.*/\1/p' "$WORK/loadgen.txt")
+    window=$(sed -n 's/.* packets in \([0-9.]*\) s).*/\1/p' "$WORK/loadgen.txt")
+    d() { echo $(( $(metric "$after" "$@") - $(metric "$before" "$@") )); }
+    recv=$(d callwatch_ingest_packets_total 'source="hep_udp"')
+    qdrop=$(d callwatch_events_dropped_total 'sink="engine_queue"')
+    kdrop=$(d callwatch_events_dropped_total 'sink="hep_udp_socket"')
+    unreported=$(( sent - recv - kdrop ))
+    python3 - "$rate" "$sent_rate" "$recv" "$qdrop" "$kdrop" "$unreported" "$t0" "$t1" \
+        "$t0_ticks" "$t1_ticks" "$(status_kb VmRSS)" "$window" "$sent" <<'EOF'
+import sys
+rate, sent_rate, recv, qdrop, kdrop, unrep, t0, t1, c0, c1, rss, window, sent = sys.argv[1:]
+span = float(t1) - float(t0)
+sent, recv, qdrop = int(sent), int(recv), int(qdrop)
+# Rates over the same time loadgen took for all it sent (window + wind-down).
+total = span
+recv_rate = recv / total
+ingest_rate = (recv - qdrop) / total
+cpu = (int(c1) - int(c0)) / 100 / span * 100
+print(f"{int(rate):<9} {int(sent_rate):<9} {recv_rate:<9.0f} {ingest_rate:<9.0f} {int(kdrop):<10} "
+      f"{qdrop:<10} {int(unrep):<11} {cpu:<7.0f} {int(rss)/1024:<8.0f}")
+EOF
+done
+stop_daemon
+
+echo
+echo "# memory with $LEGS concurrent open legs (fresh daemon; loadgen at 1,000 calls/s, real call lengths)"
+start_daemon
+sleep 1
+rss0=$(status_kb VmRSS)
+cps=1000
+secs=$(( LEGS / cps ))
+"$BIN" loadgen --target "127.0.0.1:$HEP_PORT" --cps "$cps" --concurrent "$LEGS" \
+    --duration-s 60 --time-scale 1 --seed 7 2> "$WORK/loadgen_legs.txt" &
+LG=$!
+# Calls ring 1-20 s and talk 5-30 s: after $secs s nearly every call started is still open.
+sleep "$secs.3"
+m=$(scrape)
+open=$(( $(metric "$m" callwatch_legs_ringing) + $(metric "$m" callwatch_legs_active) ))
+rss1=$(status_kb VmRSS)
+hwm=$(status_kb VmHWM)
+kill -INT "$LG" 2>/dev/null || true
+wait "$LG" 2>/dev/null || true
+msgs=$(sed -n 's/^loadgen: \([0-9]*\) HEP packets (\([0-9]*\) bytes).*/\1/p' "$WORK/loadgen_legs.txt")
+bytes=$(sed -n 's/^loadgen: \([0-9]*\) HEP packets (\([0-9]*\) bytes).*/\2/p' "$WORK/loadgen_legs.txt")
+python3 - "$open" "$rss0" "$rss1" "$hwm" "${msgs:-0}" "${bytes:-0}" <<'EOF'
+import sys
+open_legs, rss0, rss1, hwm, msgs, hep_bytes = map(int, sys.argv[1:])
+grown = (rss1 - rss0) * 1024
+# The store keeps the SIP text of open calls in its own bounded budget (SPEC 7), outside
+# the per-leg figure: each message whole plus its row (addresses, first line: about
+# 200 bytes of heap). The HEP header is about 80 bytes of each frame.
+sip = hep_bytes - 80 * msgs + 200 * msgs
+print(f"open legs {open_legs}; RSS {rss0/1024:.1f} MB before, {rss1/1024:.1f} MB with them (VmHWM {hwm/1024:.1f} MB)")
+if open_legs:
+    print(f"RSS per open leg: {grown/open_legs:.0f} B, of which SIP text held for the store about "
+          f"{sip/open_legs:.0f} B ({msgs} messages): about {(grown-sip)/open_legs:.0f} B per leg besides")
+EOF
+stop_daemon
+echo "# engine heap per open leg (counting allocator): cargo test --release --test leg_memory -- --nocapture"
