@@ -172,7 +172,7 @@ async fn client(id: usize, sh: Arc<Shared>, mut stop: watch::Receiver<bool>) -> 
         ..ClientReport::default()
     };
     let mut cfg = WebSocketConfig::default();
-    cfg.read_buffer_size = 16 * 1024;
+    cfg.read_buffer_size = 8 * 1024;
     let ws = {
         let _permit = sh.gate.acquire().await;
         let mut ws = None;
@@ -529,16 +529,17 @@ async fn bench(args: Args) -> anyhow::Result<()> {
         cpu_ticks(&pid),
         Instant::now(),
     );
-    let _ = stop_tx.send(true);
-    let mut reports = Vec::with_capacity(tasks.len());
-    for t in tasks {
-        reports.push(t.await?);
-    }
+    // Read before the clients leave: frames queued for a closing client count as lost.
     let dropped_after = metric_sum(
         &scrape(args.http).await?,
         "callwatch_events_dropped_total",
         &[("sink", "wallboard")],
     );
+    let _ = stop_tx.send(true);
+    let mut reports = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        reports.push(t.await?);
+    }
 
     let window = (t1 - cpu0.2).as_secs_f64();
     let pct = |a: Option<u64>, b: Option<u64>| match (a, b) {

@@ -94,7 +94,7 @@ EOF
   daemon_pid=$!
   local line=""
   for _ in $(seq 1 200); do
-    line=$(grep -m1 "callwatch: HEP on" "$dir/daemon.log" || true)
+    line=$(grep -m1 "callwatch: HEP on" "$dir/daemon.log" 2>/dev/null || true)
     [ -n "$line" ] && break
     kill -0 "$daemon_pid" 2>/dev/null || break
     sleep 0.1

@@ -8,6 +8,12 @@
 //! within [`crate::sinks::wallboard::HubOptions::send_timeout`] is closed. The page
 //! reconnects with `since=` by itself. Messages from the client are read (pings
 //! answered, close honoured) and otherwise ignored.
+//!
+//! Cost per frame and client is what limits the fan-out to many clients
+//! (`scripts/bench_wallboard.sh`, 1,000 clients): the frames already queued when the
+//! connection wakes go out together with one flush (one write, one TCP segment when they
+//! fit), and the read buffer is small, since tungstenite zero-fills the free part of it
+//! on every read attempt and the connection looks for client messages after every send.
 
 use std::sync::Arc;
 
@@ -17,6 +23,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use futures_util::SinkExt;
 use serde::Deserialize;
 
 use crate::sinks::wallboard::{Frame, Hub};
@@ -26,6 +33,11 @@ use crate::sinks::wallboard::{Frame, Hub};
 const CLOSE_LAGGED: u16 = 1013;
 /// Close code when the daemon stops: 1001 "going away".
 const CLOSE_GOING_AWAY: u16 = 1001;
+/// Most frames written with one flush.
+const MAX_BATCH: usize = 64;
+/// The socket's read buffer: clients send only pings and the close (a bigger message,
+/// up to the 64 KiB limit, grows it for its own length).
+const READ_BUFFER: usize = 4 * 1024;
 
 /// The query of `GET /ws`.
 #[derive(Debug, Default, Deserialize)]
@@ -58,6 +70,7 @@ async fn upgrade(
     }
     ws.max_message_size(64 * 1024)
         .max_frame_size(64 * 1024)
+        .read_buffer_size(READ_BUFFER)
         .on_upgrade(move |socket| serve(hub, socket, q))
 }
 
@@ -74,6 +87,32 @@ async fn send(hub: &Hub, socket: &mut WebSocket, frame: Frame) -> bool {
             socket.send(Message::Text(frame.text))
         )
         .await,
+        Ok(Ok(()))
+    )
+}
+
+/// Sends `first` and every frame already queued behind it (up to [`MAX_BATCH`]) with
+/// one flush, within the send timeout. `taken` counts the frames taken from the queue
+/// for it (those lost when it fails).
+async fn send_batch(
+    hub: &Hub,
+    socket: &mut WebSocket,
+    first: Frame,
+    rx: &mut tokio::sync::mpsc::Receiver<Frame>,
+    taken: &mut u64,
+) -> bool {
+    *taken = 1;
+    let write = async {
+        socket.feed(Message::Text(first.text)).await?;
+        while *taken < MAX_BATCH as u64 {
+            let Ok(f) = rx.try_recv() else { break };
+            *taken += 1;
+            socket.feed(Message::Text(f.text)).await?;
+        }
+        socket.flush().await
+    };
+    matches!(
+        tokio::time::timeout(hub.options().send_timeout, write).await,
         Ok(Ok(()))
     )
 }
@@ -101,16 +140,27 @@ async fn serve(hub: Arc<Hub>, mut socket: WebSocket, q: WsQuery) {
         };
         match next {
             Next::Frame(Some(f)) => {
+                let mut taken = 0;
                 let sent = tokio::select! {
                     biased;
-                    _ = kicked.notified() => false,
-                    ok = send(&hub, &mut socket, f) => ok,
+                    _ = kicked.notified() => Some(false),
+                    ok = send_batch(&hub, &mut socket, f, &mut sub.rx, &mut taken) => ok.then_some(true),
                 };
-                if !sent {
-                    // The frame being sent and every one queued are lost to it.
-                    hub.count_dropped(1 + sub.rx.len() as u64);
-                    tracing::debug!("wallboard client too slow: disconnected");
-                    return;
+                match sent {
+                    Some(true) => {}
+                    // The hub counted what was queued when it gave up on this client;
+                    // the frames being sent are lost too.
+                    Some(false) => {
+                        hub.count_dropped(taken);
+                        tracing::debug!("wallboard client fell behind: disconnected");
+                        return;
+                    }
+                    None => {
+                        // The frames being sent and every one queued are lost to it.
+                        hub.count_dropped(taken + sub.rx.len() as u64);
+                        tracing::debug!("wallboard client too slow: disconnected");
+                        return;
+                    }
                 }
             }
             Next::Kicked | Next::Frame(None) => {
