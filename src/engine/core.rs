@@ -230,8 +230,30 @@ impl Leg {
 }
 
 type LegKey = (Vec<u8>, Vec<u8>, String);
-/// An RTP stream: source, destination, SSRC.
-type StreamKey = (SocketAddr, SocketAddr, u32);
+/// An RTP stream: source, destination, SSRC. Looked up once per RTP packet, so an
+/// IPv4 stream (nearly all of them) is one packed `u128` (address and port of each end,
+/// then the SSRC: 32 + 16 + 32 + 16 + 32 bits) that hashes as two words, instead of
+/// two `SocketAddr` enums hashed field by field.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum StreamKey {
+    V4(u128),
+    Other(SocketAddr, SocketAddr, u32),
+}
+
+impl StreamKey {
+    fn new(src: SocketAddr, dst: SocketAddr, ssrc: u32) -> StreamKey {
+        match (src, dst) {
+            (SocketAddr::V4(s), SocketAddr::V4(d)) => StreamKey::V4(
+                u128::from(s.ip().to_bits()) << 96
+                    | u128::from(s.port()) << 80
+                    | u128::from(d.ip().to_bits()) << 48
+                    | u128::from(d.port()) << 32
+                    | u128::from(ssrc),
+            ),
+            _ => StreamKey::Other(src, dst, ssrc),
+        }
+    }
+}
 /// The legs (and their stream index) a stream belongs to: two for an internal call.
 type StreamOwners = SmallVec<[(u64, usize); 2]>;
 
@@ -328,11 +350,7 @@ impl Engine {
     pub fn handle_packet(&mut self, pkt: &Captured<'_>) {
         // Deadlines strictly before this packet fire first: a 2xx at the very instant
         // of a deadline still wins.
-        if self
-            .deadlines
-            .next_for(pkt.source)
-            .is_some_and(|t| t < pkt.at)
-        {
+        if self.deadlines.any_due_before(pkt.source, pkt.at) {
             self.handle_timeout(pkt.source, CaptureTime(pkt.at.0 - 1));
         }
         let is_sip = match pkt.hint {
@@ -1177,18 +1195,25 @@ impl Engine {
             }
         };
         self.stats.rtp_packets += 1;
-        let key = (pkt.src, pkt.dst, hdr.ssrc);
-        if let Some(owners) = self.streams.get(&key).cloned() {
-            let mut taken = false;
-            for (id, idx) in owners {
-                taken |= self.on_leg_rtp(id, idx, pkt.at, &hdr);
+        let key = StreamKey::new(pkt.src, pkt.dst, hdr.ssrc);
+        let taken = match self.streams.get(&key).map(|o| o.as_slice()) {
+            None => false,
+            // Nearly every stream has one owner: no copy of the owner list.
+            Some(&[(id, idx)]) => self.on_leg_rtp(id, idx, pkt.at, &hdr),
+            Some(owners) => {
+                let owners = StreamOwners::from_slice(owners);
+                let mut taken = false;
+                for (id, idx) in owners {
+                    taken |= self.on_leg_rtp(id, idx, pkt.at, &hdr);
+                }
+                taken
             }
-            if taken {
-                return;
-            }
-            // Every owner has ended (lingering): the key belongs to a new call now.
+        };
+        if taken {
+            return;
         }
-        let owners = self.open_streams(pkt, key);
+        // Unknown, or every owner has ended (lingering): the key belongs to a new call.
+        let owners = self.open_streams(pkt, key, hdr.ssrc);
         if owners.is_empty() {
             self.stats.rtp_unmatched += 1;
         }
@@ -1268,7 +1293,7 @@ impl Engine {
     /// A stream not seen before: it goes to the legs whose SDP announced its
     /// destination (it flows towards that party), else its source (symmetric RTP).
     /// An internal call's stream belongs to both agents' legs.
-    fn open_streams(&mut self, pkt: &Captured<'_>, key: StreamKey) -> StreamOwners {
+    fn open_streams(&mut self, pkt: &Captured<'_>, key: StreamKey, ssrc: u32) -> StreamOwners {
         let mut parties: SmallVec<[(u64, Party); 2]> = self
             .media_addrs
             .get(&pkt.dst)
@@ -1285,7 +1310,7 @@ impl Engine {
             if leg.state == LegState::Ended {
                 continue;
             }
-            match leg.media.open_stream(pkt.src, pkt.dst, key.2, from) {
+            match leg.media.open_stream(pkt.src, pkt.dst, ssrc, from) {
                 Some(idx) => owners.push((id, idx)),
                 None => self.stats.count_error("rtp_too_many_streams"),
             }
@@ -1509,7 +1534,8 @@ impl Engine {
         let Some(leg) = self.legs.remove(&id) else {
             return;
         };
-        for key in leg.media.keys() {
+        for (src, dst, ssrc) in leg.media.keys() {
+            let key = StreamKey::new(src, dst, ssrc);
             if let Some(owners) = self.streams.get_mut(&key) {
                 owners.retain(|(owner, _)| *owner != id);
                 if owners.is_empty() {

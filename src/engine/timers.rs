@@ -32,6 +32,10 @@ type Entry = (CaptureTime, u64, TimerKind);
 pub struct Deadlines {
     heaps: HashMap<SourceId, BinaryHeap<Reverse<Entry>>>,
     len: usize,
+    /// At or before every deadline queued (`None` when none is): a packet earlier than
+    /// this needs no look at the heaps. Lowered on schedule, raised again only when a
+    /// look finds nothing due ([`Deadlines::any_due_before`]).
+    floor: Option<CaptureTime>,
 }
 
 impl Deadlines {
@@ -41,6 +45,27 @@ impl Deadlines {
             .or_default()
             .push(Reverse((at, leg, kind)));
         self.len += 1;
+        self.floor = Some(self.floor.map_or(at, |f| f.min(at)));
+    }
+
+    /// True when `source` has a deadline strictly before `t` (the check the engine
+    /// makes before every packet). Usually answered from the floor alone; when the
+    /// floor is passed but nothing of `source` is due, the floor is recomputed, so a
+    /// fired or far deadline costs one look, not one per packet.
+    pub fn any_due_before(&mut self, source: SourceId, t: CaptureTime) -> bool {
+        match self.floor {
+            Some(f) if f < t => {}
+            _ => return false,
+        }
+        if self.next_for(source).is_some_and(|n| n < t) {
+            return true;
+        }
+        self.floor = self
+            .heaps
+            .values()
+            .filter_map(|h| h.peek().map(|Reverse((at, _, _))| *at))
+            .min();
+        false
     }
 
     /// The earliest deadline of `source`.
@@ -100,5 +125,28 @@ mod tests {
         assert_eq!(d.pop_due(a, CaptureTime(100)).map(|e| e.1), Some(1));
         assert_eq!(d.len(), 1);
         assert_eq!(d.next_for(b), Some(CaptureTime(50)));
+    }
+
+    #[test]
+    fn the_floor_never_hides_a_due_deadline() {
+        let mut d = Deadlines::default();
+        let (a, b) = (SourceId(1), SourceId(2));
+        assert!(!d.any_due_before(a, CaptureTime(1_000)));
+        d.schedule(a, CaptureTime(100), 1, TimerKind::LateAnswer);
+        d.schedule(b, CaptureTime(50), 2, TimerKind::LateAnswer);
+        assert!(!d.any_due_before(a, CaptureTime(50)));
+        // b's deadline is before 60 but a's is not: a look, nothing due for a.
+        assert!(!d.any_due_before(a, CaptureTime(60)));
+        assert!(d.any_due_before(b, CaptureTime(60)));
+        assert!(d.any_due_before(a, CaptureTime(101)));
+        assert!(d.pop_due(a, CaptureTime(101)).is_some());
+        assert!(!d.any_due_before(a, CaptureTime(10_000)));
+        assert!(d.any_due_before(b, CaptureTime(51)));
+        assert!(d.pop_due(b, CaptureTime(51)).is_some());
+        assert!(!d.any_due_before(b, CaptureTime(10_000)));
+        // Scheduling below a raised floor lowers it again.
+        d.schedule(a, CaptureTime(5), 3, TimerKind::Linger);
+        assert!(d.any_due_before(a, CaptureTime(6)));
+        assert!(!d.any_due_before(a, CaptureTime(5)));
     }
 }

@@ -147,57 +147,48 @@ impl HeaderName {
                 _ => HeaderName::Other,
             };
         }
-        // Dispatch on the length, then compare with lowercase names: at most five names
-        // share a length, and the first byte usually settles it.
+        // Dispatch on the length and the first byte to the one name that could match
+        // (the last byte settles the two pairs that share both), then one folded
+        // compare: a header line costs a jump and a few word compares, whatever its name.
         use HeaderName as H;
-        let candidates: &[(&[u8], HeaderName)] = match name.len() {
-            2 => &[(b"to", H::To)],
-            3 => &[(b"via", H::Via)],
-            4 => &[(b"from", H::From), (b"cseq", H::CSeq), (b"rseq", H::Rseq)],
-            5 => &[(b"event", H::Event), (b"route", H::Route)],
-            6 => &[(b"reason", H::Reason)],
-            7 => &[
-                (b"call-id", H::CallId),
-                (b"contact", H::Contact),
-                (b"expires", H::Expires),
-                (b"require", H::Require),
-                (b"subject", H::Subject),
-            ],
-            8 => &[
-                (b"refer-to", H::ReferTo),
-                (b"replaces", H::Replaces),
-                (b"identity", H::Identity),
-            ],
-            9 => &[(b"supported", H::Supported)],
-            11 => &[(b"referred-by", H::ReferredBy)],
-            12 => &[
-                (b"content-type", H::ContentType),
-                (b"max-forwards", H::MaxForwards),
-                (b"record-route", H::RecordRoute),
-                (b"allow-events", H::AllowEvents),
-            ],
-            13 => &[(b"identity-info", H::IdentityInfo)],
-            14 => &[
-                (b"content-length", H::ContentLength),
-                (b"reject-contact", H::RejectContact),
-                (b"accept-contact", H::AcceptContact),
-            ],
-            15 => &[
-                (b"remote-party-id", H::RemotePartyId),
-                (b"session-expires", H::SessionExpires),
-            ],
-            16 => &[(b"content-encoding", H::ContentEncoding)],
-            18 => &[(b"subscription-state", H::SubscriptionState)],
-            19 => &[
-                (b"p-asserted-identity", H::PAssertedIdentity),
-                (b"request-disposition", H::RequestDisposition),
-            ],
-            _ => &[],
+        let last = name.last().map_or(0, u8::to_ascii_lowercase);
+        let (lower, id): (&[u8], HeaderName) = match (name.len(), first) {
+            (2, b't') => (b"to", H::To),
+            (3, b'v') => (b"via", H::Via),
+            (4, b'f') => (b"from", H::From),
+            (4, b'c') => (b"cseq", H::CSeq),
+            (4, b'r') => (b"rseq", H::Rseq),
+            (5, b'e') => (b"event", H::Event),
+            (5, b'r') => (b"route", H::Route),
+            (6, b'r') => (b"reason", H::Reason),
+            (7, b'c') if last == b'd' => (b"call-id", H::CallId),
+            (7, b'c') => (b"contact", H::Contact),
+            (7, b'e') => (b"expires", H::Expires),
+            (7, b'r') => (b"require", H::Require),
+            (7, b's') => (b"subject", H::Subject),
+            (8, b'r') if last == b'o' => (b"refer-to", H::ReferTo),
+            (8, b'r') => (b"replaces", H::Replaces),
+            (8, b'i') => (b"identity", H::Identity),
+            (9, b's') => (b"supported", H::Supported),
+            (11, b'r') => (b"referred-by", H::ReferredBy),
+            (12, b'c') => (b"content-type", H::ContentType),
+            (12, b'm') => (b"max-forwards", H::MaxForwards),
+            (12, b'r') => (b"record-route", H::RecordRoute),
+            (12, b'a') => (b"allow-events", H::AllowEvents),
+            (13, b'i') => (b"identity-info", H::IdentityInfo),
+            (14, b'c') => (b"content-length", H::ContentLength),
+            (14, b'r') => (b"reject-contact", H::RejectContact),
+            (14, b'a') => (b"accept-contact", H::AcceptContact),
+            (15, b'r') => (b"remote-party-id", H::RemotePartyId),
+            (15, b's') => (b"session-expires", H::SessionExpires),
+            (16, b'c') => (b"content-encoding", H::ContentEncoding),
+            (18, b's') => (b"subscription-state", H::SubscriptionState),
+            (19, b'p') => (b"p-asserted-identity", H::PAssertedIdentity),
+            (19, b'r') => (b"request-disposition", H::RequestDisposition),
+            _ => return HeaderName::Other,
         };
-        for &(lower, id) in candidates {
-            if lower.first() == Some(&first) && eq_folded(name, lower) {
-                return id;
-            }
+        if eq_folded(name, lower) {
+            return id;
         }
         HeaderName::Other
     }
@@ -208,22 +199,48 @@ impl HeaderName {
     }
 }
 
-/// `name` equals `lower` (already lowercase) ignoring ASCII case, eight bytes at a time.
+/// `name` equals `lower` (already lowercase) ignoring ASCII case, a word at a time: the
+/// last word may overlap the one before it (folding is per byte, so that is exact), and
+/// names of 4 to 7 bytes are two overlapping 4-byte words.
 fn eq_folded(name: &[u8], lower: &[u8]) -> bool {
-    if name.len() != lower.len() {
+    let n = name.len();
+    if n != lower.len() {
         return false;
     }
-    let (mut a, mut b) = (name, lower);
-    while let (Some((x, ra)), Some((y, rb))) =
-        (a.split_first_chunk::<8>(), b.split_first_chunk::<8>())
-    {
-        if lowercase8(u64::from_le_bytes(*x)) != u64::from_le_bytes(*y) {
-            return false;
+    let eq = |at: usize, w: usize| -> bool {
+        match (word(name, at, w), word(lower, at, w)) {
+            (Some(x), Some(y)) => lowercase8(x) == y,
+            _ => false,
         }
-        a = ra;
-        b = rb;
+    };
+    if n >= 8 {
+        let mut at = 0;
+        while at + 8 <= n {
+            if !eq(at, 8) {
+                return false;
+            }
+            at += 8;
+        }
+        at == n || eq(n - 8, 8)
+    } else if n >= 4 {
+        eq(0, 4) && eq(n - 4, 4)
+    } else {
+        name.iter()
+            .zip(lower)
+            .all(|(&x, &y)| x.to_ascii_lowercase() == y)
     }
-    a.iter().zip(b).all(|(&x, &y)| x.to_ascii_lowercase() == y)
+}
+
+/// `w` (4 or 8) bytes of `b` at `at`, little-endian, zero-extended; `None` past the end.
+#[inline]
+fn word(b: &[u8], at: usize, w: usize) -> Option<u64> {
+    if w == 4 {
+        let x: [u8; 4] = b.get(at..at.checked_add(4)?)?.try_into().ok()?;
+        Some(u64::from(u32::from_le_bytes(x)))
+    } else {
+        let x: [u8; 8] = b.get(at..at.checked_add(8)?)?.try_into().ok()?;
+        Some(u64::from_le_bytes(x))
+    }
 }
 
 /// ASCII lowercase of eight packed bytes (SWAR): adds 0x20 to exactly the bytes in
@@ -302,6 +319,46 @@ mod tests {
             }
         }
         assert_eq!(seen, 20, "i f t v m l c r b o e k s x u a j d y n");
+    }
+
+    #[test]
+    fn dispatch_agrees_with_a_plain_comparison() {
+        let reference = |name: &[u8]| {
+            ALL.iter()
+                .copied()
+                .find(|h| {
+                    h.as_str().as_bytes().eq_ignore_ascii_case(name)
+                        || (name.len() == 1
+                            && h.compact()
+                                .is_some_and(|c| c.eq_ignore_ascii_case(&name[0])))
+                })
+                .unwrap_or(HeaderName::Other)
+        };
+        for h in ALL {
+            let base = h.as_str().as_bytes();
+            for i in 0..base.len() {
+                for c in [
+                    0u8,
+                    b'\r',
+                    b'-',
+                    b'_',
+                    b'A',
+                    b'z',
+                    0x80,
+                    0xc5,
+                    base[i] ^ 0x20,
+                    base[i] ^ 1,
+                ] {
+                    let mut m = base.to_vec();
+                    m[i] = c;
+                    assert_eq!(HeaderName::from_bytes(&m), reference(&m), "{m:?}");
+                }
+            }
+            let mut longer = base.to_vec();
+            longer.push(b'x');
+            assert_eq!(HeaderName::from_bytes(&longer), reference(&longer));
+            assert_eq!(HeaderName::from_bytes(&base[1..]), reference(&base[1..]));
+        }
     }
 
     #[test]

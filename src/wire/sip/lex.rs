@@ -233,7 +233,8 @@ pub(crate) fn find_top_level(b: &[u8], sep: u8) -> Option<usize> {
 /// piece, as `a,,b` yields an empty middle piece, so callers can reject empty elements.
 pub(crate) struct TopLevelSplit<'a> {
     rest: Option<&'a [u8]>,
-    sep: u8,
+    /// `None`: the input is known to hold no separator (see [`TopLevelSplit::single`]).
+    sep: Option<u8>,
 }
 
 impl<'a> Iterator for TopLevelSplit<'a> {
@@ -241,7 +242,11 @@ impl<'a> Iterator for TopLevelSplit<'a> {
 
     fn next(&mut self) -> Option<&'a [u8]> {
         let rest = self.rest?;
-        match find_top_level(rest, self.sep) {
+        let found = match self.sep {
+            Some(sep) => find_top_level(rest, sep),
+            None => None,
+        };
+        match found {
             Some(i) => {
                 self.rest = Some(from(rest, i + 1));
                 Some(sub(rest, 0, i))
@@ -255,7 +260,20 @@ impl<'a> Iterator for TopLevelSplit<'a> {
 }
 
 pub(crate) fn split_top_level(b: &[u8], sep: u8) -> TopLevelSplit<'_> {
-    TopLevelSplit { rest: Some(b), sep }
+    TopLevelSplit {
+        rest: Some(b),
+        sep: Some(sep),
+    }
+}
+
+impl<'a> TopLevelSplit<'a> {
+    /// The split of a `b` known to hold no separator at all: `b` itself, once.
+    pub(crate) fn single(b: &'a [u8]) -> TopLevelSplit<'a> {
+        TopLevelSplit {
+            rest: Some(b),
+            sep: None,
+        }
+    }
 }
 
 /// One `name[=value]` parameter of a `;`-separated list, both trimmed.
@@ -285,6 +303,11 @@ pub(crate) fn params(b: &[u8]) -> impl Iterator<Item = Param<'_>> {
 /// Value of the parameter `name` (case-insensitive) in a `;`-separated list: `Some(b"")`
 /// for a flag, the inside of the quotes for a quoted-string value (escapes kept raw).
 pub(crate) fn param<'a>(list: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    // A valid list (every list a parser returned) in one pass; the iterator below gives
+    // the same answer on those and also reads lists that are not valid.
+    if let Some(found) = scan_params(list, name) {
+        return found;
+    }
     params(list)
         .find(|p| p.name.eq_ignore_ascii_case(name))
         .map(|p| unquote(p.value.unwrap_or_default()))

@@ -300,7 +300,8 @@ impl<'a> SipMessage<'a> {
                     parsed.cseq = Some((cseq.seq, span_of(text, from(vt, method_start))));
                 }
                 HeaderName::Via => {
-                    for part in lex::split_top_level(v, b',') {
+                    // Without a comma the value is one element: no top-level split.
+                    for part in list_elements(v) {
                         let via = Via::parse(part)?;
                         if !parsed.has_via {
                             parsed.has_via = true;
@@ -309,7 +310,7 @@ impl<'a> SipMessage<'a> {
                     }
                 }
                 HeaderName::Contact if v != b"*" => {
-                    for part in lex::split_top_level(v, b',') {
+                    for part in list_elements(v) {
                         let contact = NameAddr::parse(part)?;
                         if !parsed.has_contact {
                             parsed.has_contact = true;
@@ -693,6 +694,18 @@ impl ViaSpans {
             branch: self.branch.map(|b| b.of(text)),
             params: self.params.of(text),
         }
+    }
+}
+
+/// The comma-separated elements of a list header value, as
+/// [`lex::split_top_level`] gives them; a value without any comma (nearly every Via and
+/// Contact) is its one element, found with one `memchr` instead of a quote- and
+/// bracket-aware walk.
+fn list_elements(v: &[u8]) -> lex::TopLevelSplit<'_> {
+    if memchr::memchr(b',', v).is_none() {
+        lex::TopLevelSplit::single(v)
+    } else {
+        lex::split_top_level(v, b',')
     }
 }
 

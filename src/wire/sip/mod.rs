@@ -135,6 +135,11 @@ pub fn looks_like_sip(buf: &[u8]) -> bool {
     if buf.starts_with(b"SIP/2.0 ") {
         return true;
     }
+    // A request starts with a method token: RTP and RTCP (first octet 0x80-0xBF),
+    // STUN (0x00-0x01) and most binary payloads fail here without a scan for the line.
+    if !buf.first().copied().is_some_and(lex::is_token_char) {
+        return false;
+    }
     let head = lex::sub(buf, 0, buf.len().min(512));
     let Some(lf) = memchr::memchr(b'\n', head) else {
         return false;
