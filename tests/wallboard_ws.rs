@@ -615,3 +615,61 @@ async fn a_client_that_never_reads_does_not_delay_the_others_and_is_dropped() {
     assert!(after.iter().all(|l| *l < Duration::from_millis(500)));
     d.stop().await;
 }
+
+/// More clients than the old limit of 256 (the floor's TVs plus every desk's browser)
+/// all get every frame, in order with no gap, when frames come in bursts (the daemon
+/// writes what is queued with one flush); one more than `max_clients` gets a 503.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hundreds_of_clients_each_get_every_frame_in_order_and_one_too_many_is_refused() {
+    const N: usize = 300;
+    assert!(
+        Options::default().wallboard.max_clients >= 1_000,
+        "the daemon takes 1,000 wallboard clients by default (issue 5)"
+    );
+    let d = Daemon::start("many", |o| o.wallboard.max_clients = N).await;
+    let mut clients = Vec::with_capacity(N);
+    for _ in 0..N {
+        let mut c = Client::connect(d.http, "").await;
+        assert_eq!(
+            c.next(Duration::from_secs(10)).await.unwrap()["type"],
+            "snapshot"
+        );
+        clients.push(c);
+    }
+    match tokio_tungstenite::connect_async(format!("ws://{}/ws", d.http)).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => assert_eq!(r.status(), 503),
+        Err(e) => panic!("client {} refused with {e}, not a 503", N + 1),
+        Ok(_) => panic!("client {} accepted beyond max_clients = {N}", N + 1),
+    }
+    // A burst: each call is a leg.ringing and an agent.state frame.
+    for i in 0..20 {
+        d.ring(&call(
+            &format!("many-{i}"),
+            &format!("80{:02}", 40 + i),
+            "13812345678",
+        ))
+        .await;
+    }
+    let readers: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| {
+            tokio::spawn(async move {
+                // `next` checks that seq goes up by one on every frame.
+                c.until("the last call", is("leg.ringing", "many-19")).await;
+                c.frames
+                    .iter()
+                    .filter(|(_, v, _)| v["type"] == "leg.ringing")
+                    .count()
+            })
+        })
+        .collect();
+    for r in readers {
+        assert_eq!(r.await.unwrap(), 20, "every client got every call");
+    }
+    assert_eq!(
+        d.metric("callwatch_events_dropped_total", &[("sink", "wallboard")])
+            .await,
+        0.0
+    );
+    d.stop().await;
+}
