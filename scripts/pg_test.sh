@@ -14,6 +14,9 @@
 #       process PID (default: the caller) has exited. The store tests use this when
 #       CALLWATCH_TEST_PG_URL is not set.
 #
+# PG_TEST_DURABLE=1 keeps PostgreSQL's durable defaults (fsync, synchronous_commit,
+# full_page_writes on): for benchmarks (scripts/bench_store.sh), not for tests.
+#
 # Exit status 3: no PostgreSQL server binaries (apt-get install postgresql).
 set -euo pipefail
 
@@ -55,11 +58,14 @@ if ! "${run_as[@]}" "$bindir/initdb" -D "$dir/data" -U callwatch --auth=trust -E
   exit 1
 fi
 
+speed="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+[ -n "${PG_TEST_DURABLE:-}" ] && speed="-c shared_buffers=256MB"
+
 started=""
 for _ in 1 2 3 4 5; do
   port=$(free_port)
   if "${run_as[@]}" "$bindir/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 30 \
-    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=300" \
+    -o "-c listen_addresses=127.0.0.1 -p $port -k $dir $speed -c max_connections=300" \
     start >/dev/null 2>&1; then
     started=1
     break

@@ -317,6 +317,12 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                if !l.violations.is_empty() {
+                    sqlx::query(RECOUNT_PENDING)
+                        .bind(&l.leg_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 if let Some(sip) = &w.sip {
                     let purged: Option<i64> =
                         sqlx::query("SELECT purged_at FROM legs WHERE leg_id = $1")
@@ -413,6 +419,12 @@ const UPSERT_LEG: &str = "INSERT INTO legs (leg_id, call_id, linked_call_id, age
      ELSE NULL END, \
      flagged = (legs.flagged OR excluded.flagged), node = excluded.node, \
      stored_at = excluded.stored_at";
+
+/// Recounts `legs.pending` (violations without a verdict) of leg `$1`: after its
+/// violations or its verdicts change, in the same transaction.
+pub(crate) const RECOUNT_PENDING: &str = "UPDATE legs SET pending = (SELECT COUNT(*) \
+     FROM violations v WHERE v.leg_id = legs.leg_id AND NOT EXISTS (SELECT 1 FROM reviews r \
+     WHERE r.leg_id = v.leg_id AND r.rule = v.rule)) WHERE leg_id = $1";
 
 /// Now, in microseconds since the Unix epoch (wall clock: the store's own bookkeeping,
 /// never a leg's time).

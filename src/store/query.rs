@@ -286,70 +286,115 @@ fn in_list(w: &mut Where, ids: &[String]) -> String {
     marks.join(", ")
 }
 
+/// The WHERE clause of the leg list for `f`: for its count (`for_count`) or its page,
+/// the same matches written for each one's best plan.
+fn leg_where(f: &LegFilter, for_count: bool) -> Where {
+    let mut w = Where::new();
+    if !f.all {
+        // `= TRUE`, not the bare column: SQLite uses an index only for a comparison.
+        // With an agent, `<> FALSE` (the same for a NOT NULL column) so that SQLite
+        // reads the agent's two indexes (id, extension) instead of every flagged leg.
+        w.and(if f.agent.is_some() {
+            "l.flagged <> FALSE"
+        } else {
+            "l.flagged = TRUE"
+        });
+    }
+    if let Some(rule) = &f.rule {
+        let p = w.bind(Param::Text(rule.clone()));
+        // Counting, the rule's violations drive; listing, the legs in list order
+        // are probed until the page is full.
+        w.and(&if for_count {
+            format!("l.leg_id IN (SELECT v.leg_id FROM violations v WHERE v.rule = {p})")
+        } else {
+            format!(
+                "EXISTS (SELECT 1 FROM violations v WHERE v.leg_id = l.leg_id \
+                 AND v.rule = {p})"
+            )
+        });
+    }
+    if let Some(agent) = &f.agent {
+        let p = w.bind(Param::Text(agent.clone()));
+        w.and(&format!("(l.agent_id = {p} OR l.agent = {p})"));
+    }
+    if let Some(team) = &f.team {
+        let p = w.bind(Param::Text(team.clone()));
+        w.and(&format!("l.team = {p}"));
+    }
+    if let Some(from) = f.from {
+        let p = w.bind(Param::Int(from));
+        w.and(&format!("l.invite_at >= {p}"));
+    }
+    if let Some(to) = f.to {
+        let p = w.bind(Param::Int(to));
+        w.and(&format!("l.invite_at < {p}"));
+    }
+    if let Some(call_id) = &f.call_id {
+        let p = w.bind(Param::Text(call_id.clone()));
+        w.and(&format!("(l.call_id = {p} OR l.linked_call_id = {p})"));
+    }
+    if let Some(v) = f.verdict {
+        let rule = match &f.rule {
+            Some(r) => format!(" AND v.rule = {}", w.bind(Param::Text(r.clone()))),
+            None => String::new(),
+        };
+        match v {
+            // `pending` counts the leg's violations without a verdict.
+            VerdictFilter::Pending if f.rule.is_none() => w.and("l.pending > 0"),
+            VerdictFilter::Pending => w.and(&format!(
+                "l.pending > 0 AND EXISTS (SELECT 1 FROM violations v \
+                 WHERE v.leg_id = l.leg_id{rule} \
+                 AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.leg_id = v.leg_id \
+                 AND r.rule = v.rule))"
+            )),
+            VerdictFilter::Is(verdict) => {
+                let p = w.bind(Param::Text(verdict.as_str().into()));
+                w.and(&format!(
+                    "l.leg_id IN (SELECT v.leg_id FROM reviews v WHERE v.verdict = {p}{rule})"
+                ));
+            }
+        }
+    }
+    w
+}
+
 impl Store {
     /// Legs matching `f`, newest invite first, with their violations and verdicts.
     pub async fn list_legs(&self, f: &LegFilter) -> Result<Page<StoredLeg>, StoreError> {
-        let mut w = Where::new();
-        if !f.all {
-            w.and("l.flagged");
-        }
-        if let Some(rule) = &f.rule {
-            let p = w.bind(Param::Text(rule.clone()));
-            w.and(&format!(
-                "EXISTS (SELECT 1 FROM violations v WHERE v.leg_id = l.leg_id AND v.rule = {p})"
-            ));
-        }
-        if let Some(agent) = &f.agent {
-            let p = w.bind(Param::Text(agent.clone()));
-            w.and(&format!("(l.agent_id = {p} OR l.agent = {p})"));
-        }
-        if let Some(team) = &f.team {
-            let p = w.bind(Param::Text(team.clone()));
-            w.and(&format!("l.team = {p}"));
-        }
-        if let Some(from) = f.from {
-            let p = w.bind(Param::Int(from));
-            w.and(&format!("l.invite_at >= {p}"));
-        }
-        if let Some(to) = f.to {
-            let p = w.bind(Param::Int(to));
-            w.and(&format!("l.invite_at < {p}"));
-        }
-        if let Some(call_id) = &f.call_id {
-            let p = w.bind(Param::Text(call_id.clone()));
-            w.and(&format!("(l.call_id = {p} OR l.linked_call_id = {p})"));
-        }
-        if let Some(v) = f.verdict {
-            let rule = match &f.rule {
-                Some(r) => format!(" AND v.rule = {}", w.bind(Param::Text(r.clone()))),
-                None => String::new(),
-            };
-            match v {
-                VerdictFilter::Pending => w.and(&format!(
-                    "EXISTS (SELECT 1 FROM violations v WHERE v.leg_id = l.leg_id{rule} \
-                     AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.leg_id = v.leg_id \
-                     AND r.rule = v.rule))"
-                )),
-                VerdictFilter::Is(verdict) => {
-                    let p = w.bind(Param::Text(verdict.as_str().into()));
-                    w.and(&format!(
-                        "EXISTS (SELECT 1 FROM reviews v WHERE v.leg_id = l.leg_id{rule} \
-                         AND v.verdict = {p})"
-                    ));
-                }
-            }
-        }
-        let count_sql = format!("SELECT COUNT(*) AS n FROM legs l{}", w.sql);
+        let cw = leg_where(f, true);
+        // Only a rule: its violations are counted off their index (a leg has at most
+        // one row per rule, and only flagged legs have violations).
+        let rule_only = !f.all
+            && f.rule.is_some()
+            && f.agent.is_none()
+            && f.team.is_none()
+            && f.from.is_none()
+            && f.to.is_none()
+            && f.verdict.is_none()
+            && f.call_id.is_none();
+        let count_sql = if rule_only {
+            "SELECT COUNT(*) AS n FROM violations v WHERE v.rule = $1".to_string()
+        } else {
+            format!("SELECT COUNT(*) AS n FROM legs l{}", cw.sql)
+        };
+        let count_params = if rule_only {
+            &cw.params[..1]
+        } else {
+            &cw.params[..]
+        };
+        let mut w = leg_where(f, false);
         let lim = w.bind(Param::Int(f.limit.clamp(0, 10_000)));
         let off = w.bind(Param::Int(f.offset.max(0)));
+        // The page's keys first, off the index in list order (a deep page skips index
+        // entries, not rows), then those rows.
         let list_sql = format!(
-            "SELECT {LEG_COLUMNS} FROM legs l{} ORDER BY l.invite_at DESC, l.leg_id \
-             LIMIT {lim} OFFSET {off}",
+            "SELECT {LEG_COLUMNS} FROM legs l WHERE l.leg_id IN (SELECT l.leg_id FROM legs l{} \
+             ORDER BY l.invite_at DESC, l.leg_id LIMIT {lim} OFFSET {off}) \
+             ORDER BY l.invite_at DESC, l.leg_id",
             w.sql
         );
-        let n_count = w.params.len() - 2;
         let (total, mut items) = on_pool!(self, p => {
-            let total: i64 = bind_all!(sqlx::query(&count_sql), &w.params[..n_count])
+            let total: i64 = bind_all!(sqlx::query(&count_sql), count_params)
                 .fetch_one(p)
                 .await?
                 .try_get("n")?;
@@ -550,6 +595,10 @@ impl Store {
                     at,
                 });
             }
+            sqlx::query(super::RECOUNT_PENDING)
+                .bind(leg_id)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(out)
         })
