@@ -107,14 +107,18 @@ status_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$DAEMON/status"; }
 echo "# callwatch HEP ingest bench: $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%H:%MZ)"
 echo "# UDP, ${SECONDS_EACH} s per rate, loadgen --time-scale 0.01 (short calls), same machine"
 start_daemon
-printf '%-9s %-9s %-9s %-9s %-10s %-10s %-11s %-7s %-8s\n' \
-    offered sent/s recv/s ingest/s kern_drop queue_drop unreported cpu% rss_MB
+echo "# cpu%: the daemon's CPU over the run (100 = one core); us/pkt: CPU time per packet"
+echo "# ingested (daemon) and per packet sent (loadgen): on a loaded machine the rates"
+echo "# follow the CPU share the processes got, the CPU cost per packet much less."
+printf '%-8s %-8s %-8s %-8s %-9s %-10s %-10s %-5s %-10s %-10s %-6s\n' \
+    offered sent/s recv/s ingest/s kern_drop queue_drop unreported cpu% us/pkt_dmn us/pkt_lg rss_MB
 for rate in $RATES; do
     cps=$(python3 -c "print(round($rate / $PACKETS_PER_CALL, 1))")
     before=$(scrape)
     t0_ticks=$(cpu_ticks)
     t0=$(date +%s.%N)
-    "$BIN" loadgen --target "127.0.0.1:$HEP_PORT" --cps "$cps" --concurrent 200000 \
+    /usr/bin/time -f "%U %S" -o "$WORK/loadgen.time" \
+        "$BIN" loadgen --target "127.0.0.1:$HEP_PORT" --cps "$cps" --concurrent 200000 \
         --duration-s "$SECONDS_EACH" --time-scale 0.01 --seed "$rate" 2> "$WORK/loadgen.txt"
     # Let the daemon drain its queue (bounded wait), then read.
     prev=-1
@@ -138,18 +142,23 @@ for rate in $RATES; do
     kdrop=$(d callwatch_events_dropped_total 'sink="hep_udp_socket"')
     unreported=$(( sent - recv - kdrop ))
     python3 - "$rate" "$sent_rate" "$recv" "$qdrop" "$kdrop" "$unreported" "$t0" "$t1" \
-        "$t0_ticks" "$t1_ticks" "$(status_kb VmRSS)" "$window" "$sent" <<'EOF'
+        "$t0_ticks" "$t1_ticks" "$(status_kb VmRSS)" "$window" "$sent" \
+        "$(tail -1 "$WORK/loadgen.time")" <<'EOF'
 import sys
-rate, sent_rate, recv, qdrop, kdrop, unrep, t0, t1, c0, c1, rss, window, sent = sys.argv[1:]
+rate, sent_rate, recv, qdrop, kdrop, unrep, t0, t1, c0, c1, rss, window, sent, lg = sys.argv[1:]
+lg_cpu = sum(float(x) for x in lg.split())
 span = float(t1) - float(t0)
 sent, recv, qdrop = int(sent), int(recv), int(qdrop)
 # Rates over the same time loadgen took for all it sent (window + wind-down).
 total = span
 recv_rate = recv / total
 ingest_rate = (recv - qdrop) / total
-cpu = (int(c1) - int(c0)) / 100 / span * 100
-print(f"{int(rate):<9} {int(sent_rate):<9} {recv_rate:<9.0f} {ingest_rate:<9.0f} {int(kdrop):<10} "
-      f"{qdrop:<10} {int(unrep):<11} {cpu:<7.0f} {int(rss)/1024:<8.0f}")
+cpu_s = (int(c1) - int(c0)) / 100
+cpu = cpu_s / span * 100
+us_dmn = cpu_s * 1e6 / max(1, recv - qdrop)
+us_lg = lg_cpu * 1e6 / max(1, sent)
+print(f"{int(rate):<8} {int(sent_rate):<8} {recv_rate:<8.0f} {ingest_rate:<8.0f} {int(kdrop):<9} "
+      f"{qdrop:<10} {int(unrep):<10} {cpu:<5.0f} {us_dmn:<10.1f} {us_lg:<10.1f} {int(rss)/1024:<6.0f}")
 EOF
 done
 stop_daemon

@@ -5,7 +5,8 @@
 //! `try_send`: it never waits on the engine, and a full queue drops the packet and counts
 //! it (`callwatch_events_dropped_total{sink="engine_queue"}`).
 //!
-//! UDP: while the queue is full the receive task does not read at all, so an overload
+//! UDP (a thread of its own, [`receive_udp`]): while the queue is full it does not read
+//! at all, so an overload
 //! costs no CPU in callwatch: datagrams wait in the socket's receive buffer and what
 //! overflows it the kernel drops, counted all the same
 //! (`callwatch_events_dropped_total{sink="hep_udp_socket"}`, from the kernel's count of
@@ -24,6 +25,7 @@
 //! the correlation id; each capture agent id (0x000c) is its own [`SourceId`] with its own
 //! clock. A zero timestamp means "use the receive time" (heplify-server's rule).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -61,7 +63,7 @@ const TCP_READ_CHUNK: usize = 16 * 1024;
 const UDP_BURST: usize = 64;
 /// A burst that found at least this many datagrams (but drained the socket) is
 /// followed by a pause of [`UDP_PAUSE`] instead of a wake-up per datagram: under load
-/// the socket buffer gathers the next batch meanwhile, so the receive task and the
+/// the socket buffer gathers the next batch meanwhile, so the receive thread and the
 /// engine task wake once per batch, not once per packet. Fewer means a quiet link,
 /// where each datagram is taken as it comes.
 const UDP_BUSY: usize = 4;
@@ -283,72 +285,102 @@ pub fn proc_net_udp_drops(text: &str, inode: u64) -> Option<u64> {
     })
 }
 
-/// Receives HEP datagrams until shutdown.
+/// Receives HEP datagrams until shutdown, on a thread of its own ([`receive_udp`]).
+///
+/// Not a runtime task: a socket registered with the runtime's poller wakes a parked
+/// worker for every datagram that arrives, whatever the task does. A thread of its own
+/// waits in the kernel only on a quiet link; on a busy one it takes bursts with a short
+/// pause between them, and nothing wakes it per packet.
 pub async fn run_udp(
     socket: UdpSocket,
     tx: mpsc::Sender<IngestPacket>,
     ctx: Arc<HepContext>,
     mut shutdown: Shutdown,
 ) {
-    let kernel_dropped = ctx.metrics.dropped(SINK_UDP_SOCKET);
-    let mut socket_drops = SocketDrops::of(&socket);
+    let socket = match socket.into_std() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!("HEP UDP: cannot take the socket from the runtime: {e}");
+            return;
+        }
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    let intake = Intake::new(ctx, SOURCE_UDP, tx);
+    let thread_stop = stop.clone();
+    let thread = std::thread::Builder::new()
+        .name("hep-udp".into())
+        .spawn(move || receive_udp(&socket, &intake, &thread_stop));
+    let thread = match thread {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!("HEP UDP: cannot start the receive thread: {e}");
+            return;
+        }
+    };
+    shutdown.wait().await;
+    stop.store(true, Ordering::Release);
+    // The thread sees the flag within UDP_QUIET_WAIT.
+    let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+}
+
+/// How long the receive thread waits in the kernel on a quiet link before it looks at
+/// the stop flag and the kernel's drop count again.
+const UDP_QUIET_WAIT: Duration = Duration::from_millis(100);
+
+/// The receive loop (a thread): while the engine queue is full it does not read at all
+/// (datagrams wait in the socket buffer; the kernel drops and counts what overflows it),
+/// else it takes up to [`UDP_BURST`] datagrams at a time without blocking, pauses
+/// [`UDP_PAUSE`] after a burst of [`UDP_BUSY`] or more, and blocks in the kernel (up to
+/// [`UDP_QUIET_WAIT`]) only when it found nothing.
+fn receive_udp(socket: &std::net::UdpSocket, intake: &Intake, stop: &AtomicBool) {
+    let kernel_dropped = intake.ctx.metrics.dropped(SINK_UDP_SOCKET);
+    let mut socket_drops = SocketDrops::of(socket);
     if socket_drops.is_none() {
         tracing::warn!("HEP UDP: the kernel's drop count of the socket cannot be read; drops at a full receive buffer are not counted");
     }
-    let mut check_drops = tokio::time::interval(SOCKET_DROPS_EVERY);
-    check_drops.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let intake = Intake::new(ctx, SOURCE_UDP, tx);
+    let count_drops = |drops: &mut Option<SocketDrops>| {
+        if let Some(d) = drops.as_mut() {
+            kernel_dropped.inc_by(d.take_new());
+        }
+    };
+    let _ = socket.set_read_timeout(Some(UDP_QUIET_WAIT));
+    let mut blocking = false;
+    let mut drops_checked = std::time::Instant::now();
     // One byte more than the largest HEP packet: a longer datagram shows as too long.
     let mut buf = vec![0u8; MAX_FRAME + 1];
-    let stop = shutdown.wait();
-    tokio::pin!(stop);
-    loop {
-        // Room in the engine queue first: while the engine is behind, datagrams wait in
-        // the socket buffer (what overflows it, the kernel drops and counts) instead of
-        // being read, decoded and copied only to be dropped at the queue. The CPU goes
-        // to the engine.
+    while !stop.load(Ordering::Acquire) {
+        if drops_checked.elapsed() >= SOCKET_DROPS_EVERY {
+            count_drops(&mut socket_drops);
+            drops_checked = std::time::Instant::now();
+        }
+        if intake.tx.is_closed() {
+            return;
+        }
         let room = intake.tx.capacity();
         if room == 0 {
-            tokio::select! {
-                _ = &mut stop => break,
-                _ = check_drops.tick() => {
-                    if let Some(d) = socket_drops.as_mut() {
-                        kernel_dropped.inc_by(d.take_new());
-                    }
-                }
-                permit = intake.tx.reserve() => match permit {
-                    Ok(permit) => drop(permit),
-                    Err(_) => return,
-                },
-            }
+            std::thread::sleep(UDP_PAUSE);
             continue;
-        }
-        tokio::select! {
-            _ = &mut stop => break,
-            _ = check_drops.tick() => {
-                if let Some(d) = socket_drops.as_mut() {
-                    kernel_dropped.inc_by(d.take_new());
-                }
-                continue;
-            }
-            r = socket.readable() => {
-                if let Err(e) = r {
-                    tracing::debug!("HEP UDP readiness: {e}");
-                    tokio::time::sleep(UDP_PAUSE).await;
-                    continue;
-                }
-            }
         }
         let mut taken = 0;
         while taken < UDP_BURST.min(room) {
-            match socket.try_recv_from(&mut buf) {
+            match socket.recv_from(&mut buf) {
                 Ok((n, _)) => {
                     taken += 1;
+                    if blocking {
+                        blocking = socket.set_nonblocking(true).is_err();
+                    }
                     if !intake.packet(&buf[..n]) {
                         return;
                     }
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    break
+                }
                 Err(e) => {
                     // ICMP errors surface here on some systems; nothing to do but go on.
                     tracing::debug!("HEP UDP receive: {e}");
@@ -357,15 +389,16 @@ pub async fn run_udp(
             }
         }
         if taken == UDP_BURST {
-            // More is waiting, most likely: go on after letting other tasks run.
-            tokio::task::yield_now().await;
-        } else if taken >= UDP_BUSY {
-            tokio::time::sleep(UDP_PAUSE).await;
+            continue;
+        }
+        if taken >= UDP_BUSY {
+            std::thread::sleep(UDP_PAUSE);
+        } else if taken == 0 && !blocking {
+            // A quiet link: wait in the kernel for the next datagram.
+            blocking = socket.set_nonblocking(false).is_ok();
         }
     }
-    if let Some(d) = socket_drops.as_mut() {
-        kernel_dropped.inc_by(d.take_new());
-    }
+    count_drops(&mut socket_drops);
 }
 
 /// Accepts HEP TCP connections until shutdown; each is served by its own task.
