@@ -17,8 +17,9 @@
 #
 # Environment: CLIENTS (1000), BASELINE (1; empty to skip), PROBES (50), GAP_MS (100),
 # THRESHOLD_PROBES (10), THRESHOLD_MS (2000), CPS (10), WARMUP_S (3: loadgen alone
-# first). Bounded: each measurement runs under `timeout` (180 s), loadgen is stopped
-# when its measurement ends; the whole script takes about a minute after the build.
+# first), REPEAT (2 rounds of both measurements: the machine is shared, read the
+# spread). Bounded: each measurement runs under `timeout` (180 s), loadgen is stopped
+# when its measurement ends; a round takes about 35 s after the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,6 +31,7 @@ THRESHOLD_PROBES=${THRESHOLD_PROBES:-10}
 THRESHOLD_MS=${THRESHOLD_MS:-2000}
 CPS=${CPS:-10}
 WARMUP_S=${WARMUP_S:-3}
+REPEAT=${REPEAT:-2}
 
 # One descriptor per client in the bench, one per connection in the daemon.
 need_fd=$((CLIENTS + 512))
@@ -123,13 +125,15 @@ EOF
   grep -h "^loadgen:" "$dir/loadgen.log" || true
   stop "$daemon_pid"
   daemon_pid=""
-  results+=("$(grep '^RESULT' "$dir/result.txt")")
+  results+=("$(grep '^RESULT' "$dir/result.txt") round=$tag load=$(cut -d' ' -f1 /proc/loadavg)")
 }
 
-measure "$CLIENTS" "many"
-if [ -n "$BASELINE" ]; then
-  measure "$BASELINE" "baseline"
-fi
+for round in $(seq 1 "$REPEAT"); do
+  measure "$CLIENTS" "many-$round"
+  if [ -n "$BASELINE" ]; then
+    measure "$BASELINE" "baseline-$round"
+  fi
+done
 
 echo
 echo "== summary (loadgen $CPS calls/s, threshold $THRESHOLD_MS ms, $PROBES + $THRESHOLD_PROBES probes)"
