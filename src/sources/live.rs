@@ -224,10 +224,13 @@ fn open_one(
 ) -> Result<Opened, ConfigError> {
     let key = "capture.interfaces";
     let cannot = |e: pcap::Error| {
-        invalid(
-            key,
-            format!("cannot open {name:?}: {}", reason(&e.to_string())),
-        )
+        let why = reason(&e.to_string());
+        let hint = if why.contains("not permitted") || why.contains("permission") {
+            " (capturing needs CAP_NET_RAW: see docs/feeds.md, \"Live capture\")"
+        } else {
+            ""
+        };
+        invalid(key, format!("cannot open {name:?}: {why}{hint}"))
     };
     // libpcap's "any" pseudo-device has no promiscuous mode (asking is an error).
     let promisc = opts.promiscuous && name != "any";
