@@ -74,6 +74,15 @@ async fn upgrade(
         .on_upgrade(move |socket| serve(hub, socket, q))
 }
 
+/// How a batch of frames went.
+enum Sent {
+    Done,
+    /// The hub gave up on this client (its queue overflowed) meanwhile.
+    Kicked,
+    /// Write error or send timeout.
+    Failed,
+}
+
 enum Next {
     Frame(Option<Frame>),
     Incoming(Option<Result<Message, axum::Error>>),
@@ -143,19 +152,21 @@ async fn serve(hub: Arc<Hub>, mut socket: WebSocket, q: WsQuery) {
                 let mut taken = 0;
                 let sent = tokio::select! {
                     biased;
-                    _ = kicked.notified() => Some(false),
-                    ok = send_batch(&hub, &mut socket, f, &mut sub.rx, &mut taken) => ok.then_some(true),
+                    _ = kicked.notified() => Sent::Kicked,
+                    ok = send_batch(&hub, &mut socket, f, &mut sub.rx, &mut taken) => {
+                        if ok { Sent::Done } else { Sent::Failed }
+                    }
                 };
                 match sent {
-                    Some(true) => {}
+                    Sent::Done => {}
                     // The hub counted what was queued when it gave up on this client;
                     // the frames being sent are lost too.
-                    Some(false) => {
+                    Sent::Kicked => {
                         hub.count_dropped(taken);
                         tracing::debug!("wallboard client fell behind: disconnected");
                         return;
                     }
-                    None => {
+                    Sent::Failed => {
                         // The frames being sent and every one queued are lost to it.
                         hub.count_dropped(taken + sub.rx.len() as u64);
                         tracing::debug!("wallboard client too slow: disconnected");
