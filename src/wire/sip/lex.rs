@@ -303,11 +303,6 @@ pub(crate) fn params(b: &[u8]) -> impl Iterator<Item = Param<'_>> {
 /// Value of the parameter `name` (case-insensitive) in a `;`-separated list: `Some(b"")`
 /// for a flag, the inside of the quotes for a quoted-string value (escapes kept raw).
 pub(crate) fn param<'a>(list: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
-    // A valid list (every list a parser returned) in one pass; the iterator below gives
-    // the same answer on those and also reads lists that are not valid.
-    if let Some(found) = scan_params(list, name) {
-        return found;
-    }
     params(list)
         .find(|p| p.name.eq_ignore_ascii_case(name))
         .map(|p| unquote(p.value.unwrap_or_default()))
