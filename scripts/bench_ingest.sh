@@ -107,7 +107,9 @@ status_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$DAEMON/status"; }
 echo "# callwatch HEP ingest bench: $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%H:%MZ)"
 echo "# UDP, ${SECONDS_EACH} s per rate, loadgen --time-scale 0.01 (short calls), same machine"
 start_daemon
-echo "# cpu%: the daemon's CPU over the run (100 = one core); us/pkt: CPU time per packet"
+echo "# sent/s: loadgen while starting calls; recv/s, ingest/s: received, and taken by the"
+echo "# engine, over loadgen's whole run; cpu%: the daemon's CPU over the run and the wait"
+echo "# for it to settle (100 = one core); us/pkt: CPU time per packet"
 echo "# ingested (daemon) and per packet sent (loadgen): on a loaded machine the rates"
 echo "# follow the CPU share the processes got, the CPU cost per packet much less."
 printf '%-8s %-8s %-8s %-8s %-9s %-10s %-10s %-5s %-10s %-10s %-6s\n' \
@@ -135,7 +137,7 @@ for rate in $RATES; do
     after=$(scrape)
     sent=$(sed -n 's/^loadgen: \([0-9]*\) HEP packets.*/\1/p' "$WORK/loadgen.txt")
     sent_rate=$(sed -n 's/.* \([0-9]*\) packets\/s while starting calls.*/\1/p' "$WORK/loadgen.txt")
-    window=$(sed -n 's/.* packets in \([0-9.]*\) s).*/\1/p' "$WORK/loadgen.txt")
+    window=$(sed -n 's/.* over UDP in \([0-9.]*\) s,.*/\1/p' "$WORK/loadgen.txt")
     d() { echo $(( $(metric "$after" "$@") - $(metric "$before" "$@") )); }
     recv=$(d callwatch_ingest_packets_total 'source="hep_udp"')
     qdrop=$(d callwatch_events_dropped_total 'sink="engine_queue"')
@@ -149,8 +151,9 @@ rate, sent_rate, recv, qdrop, kdrop, unrep, t0, t1, c0, c1, rss, window, sent, l
 lg_cpu = sum(float(x) for x in lg.split())
 span = float(t1) - float(t0)
 sent, recv, qdrop = int(sent), int(recv), int(qdrop)
-# Rates over the same time loadgen took for all it sent (window + wind-down).
-total = span
+# Rates over the time loadgen took for all it sent (calls started, then wound down);
+# the daemon had taken the last packet by the end of the settle wait (span).
+total = float(window)
 recv_rate = recv / total
 ingest_rate = (recv - qdrop) / total
 cpu_s = (int(c1) - int(c0)) / 100
