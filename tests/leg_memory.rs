@@ -101,7 +101,7 @@ fn net_bytes(r: &Region<'_, System>) -> i64 {
 }
 
 #[test]
-fn five_thousand_open_legs_fit_in_two_kib_each() {
+fn heap_bytes_per_open_leg_with_5000_open_legs() {
     let cfg = Config::default().validate(None).unwrap();
     let t0 = 1_800_000_000_000_000i64;
     let at = |us: i64| CaptureTime(t0 + us);
