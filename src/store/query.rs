@@ -59,8 +59,62 @@ pub struct LegFilter {
     pub call_id: Option<String>,
     /// Every stored leg, flagged or not (finding a call for a complaint).
     pub all: bool,
+    /// Oldest invite first (the last page of the newest-first list, reversed).
+    pub asc: bool,
+    /// Keyset pagination: the legs after this one in list order (`offset` then counts
+    /// from there; the API sends 0).
+    pub after: Option<Cursor>,
     pub offset: i64,
     pub limit: i64,
+}
+
+/// Counts stop here: above it a list says "more than [`COUNT_CAP`]" (as HOMER, GitHub
+/// and Kibana do), so a page never counts a million rows.
+pub const COUNT_CAP: i64 = 10_000;
+
+/// Where a page of the leg list ends: the last leg's sort key (`invite_at`, `leg_id`)
+/// and the order it was listed in. Sent to clients as an opaque token
+/// ([`Cursor::encode`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cursor {
+    pub invite_at: i64,
+    pub leg_id: String,
+    pub asc: bool,
+}
+
+impl Cursor {
+    /// `base64url("d|<invite_at>|<leg_id>")` (`a` for oldest first): opaque to clients.
+    pub fn encode(&self) -> String {
+        use base64::Engine as _;
+        let dir = if self.asc { 'a' } else { 'd' };
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("{dir}|{}|{}", self.invite_at, self.leg_id))
+    }
+
+    /// The cursor of a token made by [`Cursor::encode`], or `None`.
+    pub fn decode(token: &str) -> Option<Cursor> {
+        use base64::Engine as _;
+        if token.len() > 1024 {
+            return None;
+        }
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.as_bytes())
+            .ok()?;
+        let text = String::from_utf8(raw).ok()?;
+        let mut parts = text.splitn(3, '|');
+        let asc = match parts.next()? {
+            "a" => true,
+            "d" => false,
+            _ => return None,
+        };
+        let invite_at = parts.next()?.parse::<i64>().ok()?;
+        let leg_id = parts.next()?.to_string();
+        (!leg_id.is_empty()).then_some(Cursor {
+            invite_at,
+            leg_id,
+            asc,
+        })
+    }
 }
 
 /// The current verdict of one violation.
@@ -87,7 +141,12 @@ pub struct StoredLeg {
 #[derive(Clone, Debug)]
 pub struct Page<T> {
     pub items: Vec<T>,
+    /// Matches; for the leg list at most [`COUNT_CAP`] (see `total_exact`).
     pub total: i64,
+    /// `false` when more than `total` legs match (the count stopped at [`COUNT_CAP`]).
+    pub total_exact: bool,
+    /// The page after this one (keyset), when there is one.
+    pub next: Option<Cursor>,
 }
 
 /// A row of the audit trail.
@@ -372,10 +431,18 @@ impl Store {
             && f.to.is_none()
             && f.verdict.is_none()
             && f.call_id.is_none();
+        // Bounded: at most COUNT_CAP + 1 matches are read, off the list's indexes.
+        let cap = COUNT_CAP + 1;
         let count_sql = if rule_only {
-            "SELECT COUNT(*) AS n FROM violations v WHERE v.rule = $1".to_string()
+            format!(
+                "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM violations v \
+                 WHERE v.rule = $1 LIMIT {cap}) t"
+            )
         } else {
-            format!("SELECT COUNT(*) AS n FROM legs l{}", cw.sql)
+            format!(
+                "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM legs l{} LIMIT {cap}) t",
+                cw.sql
+            )
         };
         let count_params = if rule_only {
             &cw.params[..1]
@@ -383,14 +450,31 @@ impl Store {
             &cw.params[..]
         };
         let mut w = leg_where(f, false);
-        let lim = w.bind(Param::Int(f.limit.clamp(0, 10_000)));
+        // Newest first: invite_at DESC, leg_id ASC; oldest first is its exact reverse,
+        // so both read the same indexes (backwards for one).
+        let (order, before, tie) = if f.asc {
+            ("l.invite_at ASC, l.leg_id DESC", ">", "<")
+        } else {
+            ("l.invite_at DESC, l.leg_id", "<", ">")
+        };
+        if let Some(c) = &f.after {
+            let t = w.bind(Param::Int(c.invite_at));
+            let id = w.bind(Param::Text(c.leg_id.clone()));
+            // The first conjunct bounds the index range; the second skips the legs of
+            // the same instant up to and including the cursor's.
+            w.and(&format!(
+                "l.invite_at {before}= {t} AND (l.invite_at {before} {t} OR l.leg_id {tie} {id})"
+            ));
+        }
+        let limit = f.limit.clamp(0, 10_000);
+        // One more than the page: whether a next page exists.
+        let lim = w.bind(Param::Int(limit + 1));
         let off = w.bind(Param::Int(f.offset.max(0)));
         // The page's keys first, off the index in list order (a deep page skips index
         // entries, not rows), then those rows.
         let list_sql = format!(
             "SELECT {LEG_COLUMNS} FROM legs l WHERE l.leg_id IN (SELECT l.leg_id FROM legs l{} \
-             ORDER BY l.invite_at DESC, l.leg_id LIMIT {lim} OFFSET {off}) \
-             ORDER BY l.invite_at DESC, l.leg_id",
+             ORDER BY {order} LIMIT {lim} OFFSET {off}) ORDER BY {order}",
             w.sql
         );
         let (total, mut items) = on_pool!(self, p => {
@@ -406,8 +490,23 @@ impl Store {
             }
             (total, items)
         });
+        let more = items.len() as i64 > limit;
+        items.truncate(limit as usize);
+        let next = match items.last() {
+            Some(l) if more => Some(Cursor {
+                invite_at: l.leg.invite_at,
+                leg_id: l.leg.leg_id.clone(),
+                asc: f.asc,
+            }),
+            _ => None,
+        };
         self.attach_violations(&mut items).await?;
-        Ok(Page { items, total })
+        Ok(Page {
+            items,
+            total: total.min(COUNT_CAP),
+            total_exact: total <= COUNT_CAP,
+            next,
+        })
     }
 
     /// Fills in the violations and verdicts of `legs`.
@@ -658,7 +757,12 @@ impl Store {
             for r in bind_all!(sqlx::query(&sql), &w.params).fetch_all(p).await? {
                 items.push(audit_from_row!(&r));
             }
-            Ok(Page { items, total })
+            Ok(Page {
+                items,
+                total,
+                total_exact: true,
+                next: None,
+            })
         })
     }
 

@@ -30,7 +30,9 @@ use serde_json::{json, Value};
 
 use crate::config::{Role, Validated};
 use crate::engine::rules::RuleId;
-use crate::store::query::{AuditFilter, AuditNew, LegFilter, Verdict, VerdictFilter};
+use crate::store::query::{
+    AuditFilter, AuditNew, Cursor, LegFilter, Verdict, VerdictFilter, COUNT_CAP,
+};
 use crate::store::{wall_micros, Store, StoreError};
 use auth::{Auth, LoginError, Session};
 use view::LegView;
@@ -309,8 +311,40 @@ fn leg_filter(s: &Inspect, q: &BTreeMap<String, String>) -> Result<LegFilter, Ap
             v => Ok(v.map(String::from)),
         }
     };
-    let (_, per_page, offset) = paging(q)?;
+    let (page, per_page, offset) = paging(q)?;
+    if offset > MAX_LIST_OFFSET {
+        return Err(ApiError::bad(format!(
+            "page: {page} × per_page {per_page} skips more than {MAX_LIST_OFFSET} legs; \
+             follow the response's `next` with cursor= for deeper pages, or order=asc \
+             for the oldest"
+        )));
+    }
+    let asc = match param(q, "order") {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(v) => return Err(ApiError::bad(format!("order: {v:?} is not asc or desc"))),
+    };
+    let after = match param(q, "cursor") {
+        None => None,
+        Some(c) => {
+            let c = Cursor::decode(c)
+                .ok_or_else(|| ApiError::bad("cursor: not a token from a `next` of this list"))?;
+            if c.asc != asc {
+                return Err(ApiError::bad(
+                    "cursor: made for the other order; send the same order= as its list",
+                ));
+            }
+            if page != 1 {
+                return Err(ApiError::bad(
+                    "cursor: not with page (the cursor is the page)",
+                ));
+            }
+            Some(c)
+        }
+    };
     Ok(LegFilter {
+        asc,
+        after,
         rule,
         agent: text("agent")?,
         team: text("team")?,
@@ -326,7 +360,12 @@ fn leg_filter(s: &Inspect, q: &BTreeMap<String, String>) -> Result<LegFilter, Ap
 
 const LEG_PARAMS: &[&str] = &[
     "rule", "agent", "team", "from", "to", "verdict", "call_id", "all", "page", "per_page",
+    "cursor", "order",
 ];
+
+/// Most legs `page` may skip (offset pages scan what they skip); deeper pages follow
+/// the keyset `next` cursor.
+const MAX_LIST_OFFSET: i64 = 10_000;
 
 async fn openapi() -> impl IntoResponse {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON)
@@ -432,6 +471,10 @@ async fn list_legs(
         "page": page,
         "per_page": per_page,
         "total": p.total,
+        "total_exact": p.total_exact,
+        "total_capped_at": COUNT_CAP,
+        "order": if f.asc { "asc" } else { "desc" },
+        "next": p.next.as_ref().map(Cursor::encode),
         "items": p.items.iter().map(|l| v.summary(l)).collect::<Vec<_>>(),
     })))
 }
