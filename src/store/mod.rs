@@ -122,6 +122,157 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Bound parameters one statement may carry: SQLite's default limit
+/// (SQLITE_MAX_VARIABLE_NUMBER, 32,766 since 3.32) and PostgreSQL's (65,535).
+const SQLITE_MAX_PARAMS: usize = 32_766;
+const PG_MAX_PARAMS: usize = 65_535;
+
+/// Columns bound per row of each multi-row statement of [`write_run!`].
+const LEG_BINDS: usize = 26;
+const VIOLATION_BINDS: usize = 4;
+const SIP_BINDS: usize = 8;
+
+/// Writes one run of distinct legs (sorted by `leg_id`) in the open transaction `$tx`:
+/// multi-row statements (legs, violations, the pending recount, the SIP messages),
+/// each within `$max` bound parameters, instead of one statement per row.
+macro_rules! write_run {
+    ($tx:expr, $run:expr, $now:expr, $max:expr) => {{
+        let run: &[(&LegWrite, String, Option<String>)] = $run;
+        let max: usize = $max;
+        for chunk in run.chunks((max / LEG_BINDS).max(1)) {
+            let mut q = sqlx::QueryBuilder::new(UPSERT_LEG_HEAD);
+            q.push_values(chunk, |mut b, (w, holds, media)| {
+                let l = &w.leg;
+                b.push_bind(&l.leg_id)
+                    .push_bind(&l.call_id)
+                    .push_bind(&l.linked_call_id)
+                    .push_bind(&l.agent)
+                    .push_bind(&l.agent_id)
+                    .push_bind(&l.agent_name)
+                    .push_bind(&l.team)
+                    .push_bind(&l.direction)
+                    .push_bind(&l.customer)
+                    .push_bind(l.customer_is_internal)
+                    .push_bind(l.invite_at)
+                    .push_bind(l.ring_start_at)
+                    .push_bind(l.answered_at)
+                    .push_bind(l.ended_at)
+                    .push_bind(l.ring_ms)
+                    .push_bind(&l.outcome)
+                    .push_bind(&l.hangup_by)
+                    .push_bind(&l.survey)
+                    .push_bind(l.glare)
+                    .push_bind(l.hold_ms)
+                    .push_bind(&l.end_reason)
+                    .push_bind(holds.as_str())
+                    .push_bind(media.as_deref())
+                    .push_bind(l.flagged())
+                    .push_bind(&l.node)
+                    .push_bind($now);
+            });
+            q.push(UPSERT_LEG_TAIL);
+            q.build().execute(&mut *$tx).await?;
+        }
+        let violations: Vec<(&str, &ViolationRow)> = run
+            .iter()
+            .flat_map(|(w, _, _)| {
+                w.leg
+                    .violations
+                    .iter()
+                    .map(move |v| (w.leg.leg_id.as_str(), v))
+            })
+            .collect();
+        for chunk in violations.chunks((max / VIOLATION_BINDS).max(1)) {
+            let mut q =
+                sqlx::QueryBuilder::new("INSERT INTO violations (leg_id, rule, at, detail) ");
+            q.push_values(chunk, |mut b, (leg_id, v)| {
+                b.push_bind(*leg_id)
+                    .push_bind(&v.rule)
+                    .push_bind(v.at)
+                    .push_bind(&v.detail);
+            });
+            q.push(" ON CONFLICT (leg_id, rule) DO NOTHING");
+            q.build().execute(&mut *$tx).await?;
+        }
+        let flagged: Vec<&str> = run
+            .iter()
+            .filter(|(w, _, _)| !w.leg.violations.is_empty())
+            .map(|(w, _, _)| w.leg.leg_id.as_str())
+            .collect();
+        for chunk in flagged.chunks(max.max(1)) {
+            let mut q = sqlx::QueryBuilder::new(RECOUNT_PENDING_IN);
+            let mut ids = q.separated(", ");
+            for id in chunk {
+                ids.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut *$tx).await?;
+        }
+        // SIP messages replace the stored ones, except on a purged leg.
+        let with_sip: Vec<&str> = run
+            .iter()
+            .filter(|(w, _, _)| w.sip.is_some())
+            .map(|(w, _, _)| w.leg.leg_id.as_str())
+            .collect();
+        let mut live: std::collections::HashSet<String> = std::collections::HashSet::new();
+        for chunk in with_sip.chunks(max.max(1)) {
+            let mut q = sqlx::QueryBuilder::new(
+                "SELECT leg_id FROM legs WHERE purged_at IS NULL AND leg_id IN (",
+            );
+            let mut ids = q.separated(", ");
+            for id in chunk {
+                ids.push_bind(*id);
+            }
+            q.push(")");
+            for r in q.build().fetch_all(&mut *$tx).await? {
+                live.insert(r.try_get("leg_id")?);
+            }
+        }
+        let live_ids: Vec<&str> = with_sip
+            .iter()
+            .copied()
+            .filter(|id| live.contains(*id))
+            .collect();
+        for chunk in live_ids.chunks(max.max(1)) {
+            let mut q = sqlx::QueryBuilder::new("DELETE FROM sip_messages WHERE leg_id IN (");
+            let mut ids = q.separated(", ");
+            for id in chunk {
+                ids.push_bind(*id);
+            }
+            q.push(")");
+            q.build().execute(&mut *$tx).await?;
+        }
+        let messages: Vec<(&str, i64, &SipRow)> = run
+            .iter()
+            .filter(|(w, _, _)| live.contains(&w.leg.leg_id))
+            .flat_map(|(w, _, _)| {
+                let id = w.leg.leg_id.as_str();
+                w.sip
+                    .iter()
+                    .flatten()
+                    .enumerate()
+                    .map(move |(seq, m)| (id, seq as i64, m))
+            })
+            .collect();
+        for chunk in messages.chunks((max / SIP_BINDS).max(1)) {
+            let mut q = sqlx::QueryBuilder::new(
+                "INSERT INTO sip_messages (leg_id, seq, at, src, dst, transport, first_line, raw) ",
+            );
+            q.push_values(chunk, |mut b, (leg_id, seq, m)| {
+                b.push_bind(*leg_id)
+                    .push_bind(*seq)
+                    .push_bind(m.at)
+                    .push_bind(&m.src)
+                    .push_bind(&m.dst)
+                    .push_bind(&m.transport)
+                    .push_bind(&m.first_line)
+                    .push_bind(&m.raw);
+            });
+            q.build().execute(&mut *$tx).await?;
+        }
+    }};
+}
+
 /// A handle on the database (cheap to clone: the pool is shared).
 #[derive(Clone, Debug)]
 pub struct Store {
@@ -272,88 +423,29 @@ impl Store {
             };
             encoded.push((holds, media));
         }
+        let rows: Vec<(&LegWrite, String, Option<String>)> = order
+            .iter()
+            .zip(encoded)
+            .map(|(w, (holds, media))| (*w, holds, media))
+            .collect();
+        // Runs of distinct legs: one multi-row statement may not touch a row twice
+        // (PostgreSQL refuses it), so a second write of one leg starts the next run.
+        let mut runs: Vec<&[(&LegWrite, String, Option<String>)]> = Vec::new();
+        let mut start = 0;
+        for i in 1..=rows.len() {
+            if i == rows.len() || rows[i].0.leg.leg_id == rows[i - 1].0.leg.leg_id {
+                runs.push(&rows[start..i]);
+                start = i;
+            }
+        }
+        let max_params = match self.backend {
+            Backend::Sqlite => SQLITE_MAX_PARAMS,
+            Backend::Postgres => PG_MAX_PARAMS,
+        };
         on_pool!(self, p => {
             let mut tx = p.begin().await?;
-            for (w, (holds, media)) in order.iter().zip(encoded) {
-                let l = &w.leg;
-                sqlx::query(UPSERT_LEG)
-                    .bind(&l.leg_id)
-                    .bind(&l.call_id)
-                    .bind(&l.linked_call_id)
-                    .bind(&l.agent)
-                    .bind(&l.agent_id)
-                    .bind(&l.agent_name)
-                    .bind(&l.team)
-                    .bind(&l.direction)
-                    .bind(&l.customer)
-                    .bind(l.customer_is_internal)
-                    .bind(l.invite_at)
-                    .bind(l.ring_start_at)
-                    .bind(l.answered_at)
-                    .bind(l.ended_at)
-                    .bind(l.ring_ms)
-                    .bind(&l.outcome)
-                    .bind(&l.hangup_by)
-                    .bind(&l.survey)
-                    .bind(l.glare)
-                    .bind(l.hold_ms)
-                    .bind(&l.end_reason)
-                    .bind(holds)
-                    .bind(media)
-                    .bind(l.flagged())
-                    .bind(&l.node)
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
-                for v in &l.violations {
-                    sqlx::query(
-                        "INSERT INTO violations (leg_id, rule, at, detail) VALUES ($1, $2, $3, $4) \
-                         ON CONFLICT (leg_id, rule) DO NOTHING",
-                    )
-                    .bind(&l.leg_id)
-                    .bind(&v.rule)
-                    .bind(v.at)
-                    .bind(&v.detail)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                if !l.violations.is_empty() {
-                    sqlx::query(RECOUNT_PENDING)
-                        .bind(&l.leg_id)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                if let Some(sip) = &w.sip {
-                    let purged: Option<i64> =
-                        sqlx::query("SELECT purged_at FROM legs WHERE leg_id = $1")
-                            .bind(&l.leg_id)
-                            .fetch_one(&mut *tx)
-                            .await?
-                            .try_get("purged_at")?;
-                    if purged.is_none() {
-                        sqlx::query("DELETE FROM sip_messages WHERE leg_id = $1")
-                            .bind(&l.leg_id)
-                            .execute(&mut *tx)
-                            .await?;
-                        for (seq, m) in sip.iter().enumerate() {
-                            sqlx::query(
-                                "INSERT INTO sip_messages \
-                                 (leg_id, seq, at, src, dst, transport, first_line, raw) \
-                                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-                            )
-                            .bind(&l.leg_id)
-                            .bind(seq as i64)
-                            .bind(m.at)
-                            .bind(&m.src)
-                            .bind(&m.dst)
-                            .bind(&m.transport)
-                            .bind(&m.first_line)
-                            .bind(&m.raw)
-                            .execute(&mut *tx)
-                            .await?;
-                        }
-                    }
-                }
+            for run in runs {
+                write_run!(&mut *tx, run, now, max_params);
             }
             tx.commit().await?;
             Ok(())
@@ -400,13 +492,15 @@ pub struct PurgeReport {
     pub legs: u64,
 }
 
-const UPSERT_LEG: &str = "INSERT INTO legs (leg_id, call_id, linked_call_id, agent, agent_id, \
+/// The upsert of legs, around its rows (`VALUES (...), (...)`): a second write of a leg
+/// updates it; violations only add (`flagged` never goes back), a purged leg's media
+/// stays empty.
+const UPSERT_LEG_HEAD: &str =
+    "INSERT INTO legs (leg_id, call_id, linked_call_id, agent, agent_id, \
      agent_name, team, direction, customer, customer_is_internal, invite_at, ring_start_at, \
      answered_at, ended_at, ring_ms, outcome, hangup_by, survey, glare, hold_ms, end_reason, \
-     holds, media, flagged, node, stored_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
-     $19, $20, $21, $22, $23, $24, $25, $26) \
-     ON CONFLICT (leg_id) DO UPDATE SET \
+     holds, media, flagged, node, stored_at) ";
+const UPSERT_LEG_TAIL: &str = " ON CONFLICT (leg_id) DO UPDATE SET \
      call_id = excluded.call_id, linked_call_id = excluded.linked_call_id, \
      agent = excluded.agent, agent_id = excluded.agent_id, agent_name = excluded.agent_name, \
      team = excluded.team, direction = excluded.direction, customer = excluded.customer, \
@@ -425,6 +519,11 @@ const UPSERT_LEG: &str = "INSERT INTO legs (leg_id, call_id, linked_call_id, age
 pub(crate) const RECOUNT_PENDING: &str = "UPDATE legs SET pending = (SELECT COUNT(*) \
      FROM violations v WHERE v.leg_id = legs.leg_id AND NOT EXISTS (SELECT 1 FROM reviews r \
      WHERE r.leg_id = v.leg_id AND r.rule = v.rule)) WHERE leg_id = $1";
+
+/// [`RECOUNT_PENDING`] of the legs whose ids follow, comma-separated, then `)`.
+const RECOUNT_PENDING_IN: &str = "UPDATE legs SET pending = (SELECT COUNT(*) \
+     FROM violations v WHERE v.leg_id = legs.leg_id AND NOT EXISTS (SELECT 1 FROM reviews r \
+     WHERE r.leg_id = v.leg_id AND r.rule = v.rule)) WHERE leg_id IN (";
 
 /// Now, in microseconds since the Unix epoch (wall clock: the store's own bookkeeping,
 /// never a leg's time).
