@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use callwatch::sinks::store::{run_writer, spool, WriterStats};
-use callwatch::store::query::{AuditFilter, LegFilter, Verdict, VerdictFilter};
+use callwatch::store::query::{AuditFilter, Cursor, LegFilter, Verdict, VerdictFilter, COUNT_CAP};
 use callwatch::store::{LegWrite, Store};
 use store_support::{leg, sip, write, SEC, T0};
 
@@ -22,6 +22,8 @@ on_both_backends!(
     retention_purge_removes_sip_and_media_but_keeps_scorecards,
     two_nodes_writing_at_once_add_up_to_one_row_per_leg,
     spooled_legs_reach_the_store_once_after_a_crash,
+    big_batches_stay_within_the_bound_parameters_and_the_count_stops_at_its_cap,
+    cursor_pages_chain_without_gaps_or_repeats_across_equal_timestamps,
 );
 
 fn all() -> LegFilter {
@@ -475,4 +477,255 @@ async fn spooled_legs_reach_the_store_once_after_a_crash(url: String) {
         store.sip_messages("K000").await.unwrap(),
         sip("call-K000", T0)
     );
+}
+
+/// 10,020 flagged legs in batches of 3,340 (87,000 leg parameters and 160,000 SIP
+/// message parameters a batch: over SQLite's 32,766 and PostgreSQL's 65,535, so the
+/// writer must split its statements), one leg written twice in a batch; then counts
+/// exact up to 10,000 matches and "more than 10,000" above.
+async fn big_batches_stay_within_the_bound_parameters_and_the_count_stops_at_its_cap(url: String) {
+    let s = Store::open(&url).await.unwrap();
+    let n = 10_020i64;
+    let mut batch = Vec::new();
+    for i in 0..n {
+        let rules: &[&str] = if i % 501 == 0 {
+            &["late_answer", "survey_missing"]
+        } else {
+            &["late_answer"]
+        };
+        batch.push(write(leg(&format!("N{i:05}"), "8001", i, rules)));
+        if i == 7 {
+            // The same leg again in the batch, seen by another node with one more rule.
+            let mut again = leg("N00007", "8001", 7, &["late_answer", "long_hold"]);
+            again.node = "node-b".into();
+            batch.push(write(again));
+        }
+        if batch.len() >= 3_340 {
+            s.write_batch(&batch).await.unwrap();
+            batch.clear();
+        }
+    }
+    s.write_batch(&batch).await.unwrap();
+    assert_eq!(s.counts().await.unwrap(), (n, n));
+    for id in ["N00000", "N05000", "N10019"] {
+        let l = s.get_leg(id).await.unwrap().unwrap();
+        assert_eq!(
+            s.sip_messages(id).await.unwrap(),
+            sip(&l.leg.call_id, l.leg.invite_at),
+            "{id}: its SIP messages"
+        );
+    }
+    let twice = s.get_leg("N00007").await.unwrap().unwrap();
+    let mut rules: Vec<&str> = twice
+        .leg
+        .violations
+        .iter()
+        .map(|v| v.rule.as_str())
+        .collect();
+    rules.sort();
+    assert_eq!(
+        rules,
+        ["late_answer", "long_hold"],
+        "the second write merged"
+    );
+    assert_eq!(twice.leg.node, "node-b", "the later write wins");
+
+    let page = |f: LegFilter| LegFilter { limit: 50, ..f };
+    let capped = s.list_legs(&page(LegFilter::default())).await.unwrap();
+    assert_eq!(
+        (capped.total, capped.total_exact, capped.items.len()),
+        (COUNT_CAP, false, 50),
+        "10,020 matches: more than 10,000"
+    );
+    let rule = s
+        .list_legs(&page(LegFilter {
+            rule: Some("survey_missing".into()),
+            ..LegFilter::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!((rule.total, rule.total_exact), (20, true));
+    let rule_capped = s
+        .list_legs(&page(LegFilter {
+            rule: Some("late_answer".into()),
+            ..LegFilter::default()
+        }))
+        .await
+        .unwrap();
+    assert_eq!(
+        (rule_capped.total, rule_capped.total_exact),
+        (COUNT_CAP, false)
+    );
+    // Exactly 10,000 matches is exact; 10,001 is not.
+    let range = |to_s: i64| {
+        page(LegFilter {
+            from: Some(T0),
+            to: Some(T0 + to_s * SEC),
+            ..LegFilter::default()
+        })
+    };
+    let exact = s.list_legs(&range(10_000)).await.unwrap();
+    assert_eq!((exact.total, exact.total_exact), (10_000, true));
+    let over = s.list_legs(&range(10_001)).await.unwrap();
+    assert_eq!((over.total, over.total_exact), (10_000, false));
+    let all = s
+        .list_legs(&page(LegFilter {
+            all: true,
+            ..LegFilter::default()
+        }))
+        .await
+        .unwrap();
+    assert!(!all.total_exact);
+}
+
+/// Follows `next` from `f` until the list ends: the leg ids in the order met.
+async fn chain(s: &Store, f: &LegFilter) -> Vec<String> {
+    let mut ids = Vec::new();
+    let mut f = f.clone();
+    for _ in 0..1_000 {
+        let p = s.list_legs(&f).await.unwrap();
+        assert!(p.items.len() as i64 <= f.limit);
+        ids.extend(p.items.iter().map(|l| l.leg.leg_id.clone()));
+        match p.next {
+            Some(c) => {
+                assert_eq!(
+                    p.items.len() as i64,
+                    f.limit,
+                    "a next after a full page only"
+                );
+                let token = c.encode();
+                let back = Cursor::decode(&token).expect("a token decodes");
+                assert_eq!(back, c);
+                f.after = Some(back);
+                f.offset = 0;
+            }
+            None => return ids,
+        }
+    }
+    panic!("the chain did not end");
+}
+
+/// 137 flagged legs, ten to an invite time (and ids not in time order): pages of 7
+/// chained by the keyset cursor list every leg once in list order, newest first and
+/// oldest first, with and without filters; an offset page then its cursor continue.
+async fn cursor_pages_chain_without_gaps_or_repeats_across_equal_timestamps(url: String) {
+    let s = Store::open(&url).await.unwrap();
+    let mut batch = Vec::new();
+    for i in 0..137i64 {
+        // Ids run against time within a timestamp: C136 .. C000 scrambled by 7.
+        let id = format!("C{:03}", (i * 7) % 137);
+        let rules: &[&str] = if i % 3 == 0 {
+            &["late_answer"]
+        } else {
+            &["survey_missing"]
+        };
+        batch.push(write(leg(&id, "8001", i / 10, rules)));
+    }
+    // One unflagged leg at a shared instant: only in all=true.
+    batch.push(write(leg("C999", "8001", 5, &[])));
+    s.write_batch(&batch).await.unwrap();
+
+    for (name, base) in [
+        ("flagged", LegFilter::default()),
+        (
+            "rule",
+            LegFilter {
+                rule: Some("late_answer".into()),
+                ..LegFilter::default()
+            },
+        ),
+        (
+            "all",
+            LegFilter {
+                all: true,
+                ..LegFilter::default()
+            },
+        ),
+    ] {
+        for asc in [false, true] {
+            let whole = s
+                .list_legs(&LegFilter {
+                    asc,
+                    limit: 1_000,
+                    ..base.clone()
+                })
+                .await
+                .unwrap();
+            assert!(whole.next.is_none());
+            let want: Vec<String> = whole.items.iter().map(|l| l.leg.leg_id.clone()).collect();
+            assert_eq!(want.len() as i64, whole.total, "{name}");
+            let mut sorted = want.clone();
+            sorted.sort();
+            sorted.dedup();
+            assert_eq!(sorted.len(), want.len(), "{name}: no leg twice");
+            // The list order: invite time, then leg_id (reversed for oldest first).
+            let keys: Vec<(i64, String)> = whole
+                .items
+                .iter()
+                .map(|l| (l.leg.invite_at, l.leg.leg_id.clone()))
+                .collect();
+            for w in keys.windows(2) {
+                let ok = if asc {
+                    w[0].0 < w[1].0 || (w[0].0 == w[1].0 && w[0].1 > w[1].1)
+                } else {
+                    w[0].0 > w[1].0 || (w[0].0 == w[1].0 && w[0].1 < w[1].1)
+                };
+                assert!(ok, "{name} asc={asc}: {:?} before {:?}", w[0], w[1]);
+            }
+            let got = chain(
+                &s,
+                &LegFilter {
+                    asc,
+                    limit: 7,
+                    ..base.clone()
+                },
+            )
+            .await;
+            assert_eq!(got, want, "{name} asc={asc}: pages of 7 by cursor");
+            // Oldest first is newest first reversed.
+            if asc {
+                let desc = s
+                    .list_legs(&LegFilter {
+                        limit: 1_000,
+                        ..base.clone()
+                    })
+                    .await
+                    .unwrap();
+                let mut rev: Vec<String> =
+                    desc.items.iter().map(|l| l.leg.leg_id.clone()).collect();
+                rev.reverse();
+                assert_eq!(got, rev, "{name}: asc is desc reversed");
+            }
+        }
+    }
+    // An offset page, then its cursor: the same legs as one longer page.
+    let f = LegFilter {
+        limit: 10,
+        offset: 20,
+        ..LegFilter::default()
+    };
+    let p = s.list_legs(&f).await.unwrap();
+    let q = s
+        .list_legs(&LegFilter {
+            after: p.next.clone(),
+            offset: 0,
+            ..f.clone()
+        })
+        .await
+        .unwrap();
+    let long = s
+        .list_legs(&LegFilter {
+            limit: 20,
+            ..f.clone()
+        })
+        .await
+        .unwrap();
+    let ids = |v: &[callwatch::store::query::StoredLeg]| -> Vec<String> {
+        v.iter().map(|l| l.leg.leg_id.clone()).collect()
+    };
+    assert_eq!([ids(&p.items), ids(&q.items)].concat(), ids(&long.items));
+    // Tokens that are not ours decode to nothing.
+    for bad in ["", "x", "!!!", "ZHwxfA", "eHwxfGE", "ZHx4fEM"] {
+        assert_eq!(Cursor::decode(bad), None, "{bad:?}");
+    }
 }
