@@ -12,9 +12,12 @@
 //! (extensions of `agents.extensions` that the roster names), then as seen. Input is
 //! the engine's events, on the engine task; output is the set of agents whose state
 //! changed, and JSON views for the hub. Both tables are bounded ([`MAX_LEGS`],
-//! [`MAX_AGENTS`]).
+//! [`MAX_AGENTS`]), and every event costs O(log n) whatever the number of open legs:
+//! each agent keeps a tally of its open legs by kind instead of a list to rescan (a flood
+//! of INVITEs to one extension must not make each event slower than the last), and the
+//! oldest leg is found through an index by INVITE time.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde_json::{json, Value};
 
@@ -64,8 +67,8 @@ pub struct Agent {
     pub team: Option<String>,
     /// None until a REGISTER of the phone got its final answer.
     pub reg: Option<RegState>,
-    /// Open legs of the agent (leg ids).
-    pub legs: Vec<String>,
+    /// The agent's open legs, by kind.
+    pub open: OpenLegs,
     pub state: AgentState,
     /// When the current state began (None: since start, unknown).
     pub since: Option<CaptureTime>,
@@ -84,7 +87,7 @@ impl Agent {
             name,
             team,
             reg: None,
-            legs: Vec::new(),
+            open: OpenLegs::default(),
             state: AgentState::Unknown,
             since: None,
         }
@@ -112,8 +115,58 @@ pub fn on_hold(rec: &LegRecord) -> bool {
 }
 
 pub struct Board {
-    legs: HashMap<String, LegRecord>,
+    legs: HashMap<String, Open>,
+    /// The open legs by (INVITE time, leg id): the oldest is forgotten first.
+    by_age: BTreeSet<(CaptureTime, String)>,
     agents: BTreeMap<String, Agent>,
+}
+
+/// An open leg and the kind it is counted as in its agent's tally (None: the agent
+/// table was full when the leg appeared, so it is on the board but not in a tally).
+struct Open {
+    rec: LegRecord,
+    counted: Option<LegKind>,
+}
+
+/// What an open leg contributes to its agent's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LegKind {
+    Ringing,
+    Talking,
+    Held,
+}
+
+impl LegKind {
+    fn of(rec: &LegRecord) -> LegKind {
+        match (rec.answered_at.is_some(), on_hold(rec)) {
+            (true, false) => LegKind::Talking,
+            (true, true) => LegKind::Held,
+            (false, _) => LegKind::Ringing,
+        }
+    }
+}
+
+/// An agent's open legs, counted by kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenLegs {
+    pub ringing: u32,
+    pub talking: u32,
+    pub held: u32,
+}
+
+impl OpenLegs {
+    fn slot(&mut self, kind: LegKind) -> &mut u32 {
+        match kind {
+            LegKind::Ringing => &mut self.ringing,
+            LegKind::Talking => &mut self.talking,
+            LegKind::Held => &mut self.held,
+        }
+    }
+
+    /// Open legs in all.
+    pub fn total(&self) -> u32 {
+        self.ringing + self.talking + self.held
+    }
 }
 
 /// Every extension named by `patterns` ("8001-8099" ranges keep their width, or exact
@@ -168,6 +221,7 @@ impl Board {
         }
         Board {
             legs: HashMap::new(),
+            by_age: BTreeSet::new(),
             agents,
         }
     }
@@ -182,7 +236,7 @@ impl Board {
 
     /// Open legs, oldest first.
     pub fn legs(&self) -> Vec<&LegRecord> {
-        let mut v: Vec<&LegRecord> = self.legs.values().collect();
+        let mut v: Vec<&LegRecord> = self.legs.values().map(|o| &o.rec).collect();
         v.sort_by(|a, b| {
             a.invite_at
                 .cmp(&b.invite_at)
@@ -192,7 +246,7 @@ impl Board {
     }
 
     pub fn leg(&self, leg_id: &str) -> Option<&LegRecord> {
-        self.legs.get(leg_id)
+        self.legs.get(leg_id).map(|o| &o.rec)
     }
 
     /// (ringing, active) legs now.
@@ -200,7 +254,7 @@ impl Board {
         let ringing = self
             .legs
             .values()
-            .filter(|l| l.answered_at.is_none())
+            .filter(|o| o.rec.answered_at.is_none())
             .count();
         (ringing, self.legs.len() - ringing)
     }
@@ -224,18 +278,44 @@ impl Board {
     }
 
     fn forget_oldest_leg(&mut self) {
-        let Some(old) = self
-            .legs
-            .values()
-            .min_by_key(|l| l.invite_at)
-            .map(|l| (l.leg_id.clone(), l.agent.clone()))
-        else {
+        let Some((_, id)) = self.by_age.first().cloned() else {
             return;
         };
-        self.legs.remove(&old.0);
-        if let Some(a) = self.agents.get_mut(&old.1) {
-            a.legs.retain(|l| *l != old.0);
+        self.remove_leg(&id);
+    }
+
+    /// Takes a leg off the board and out of its agent's tally.
+    fn remove_leg(&mut self, leg_id: &str) {
+        let Some(old) = self.legs.remove(leg_id) else {
+            return;
+        };
+        self.by_age
+            .remove(&(old.rec.invite_at, old.rec.leg_id.clone()));
+        if let (Some(kind), Some(a)) = (old.counted, self.agents.get_mut(&old.rec.agent)) {
+            let n = a.open.slot(kind);
+            *n = n.saturating_sub(1);
         }
+    }
+
+    /// Puts the latest record of an open leg on the board, replacing the previous one.
+    fn upsert_leg(&mut self, rec: &LegRecord) {
+        if !self.legs.contains_key(&rec.leg_id) && self.legs.len() >= MAX_LEGS {
+            self.forget_oldest_leg();
+        }
+        self.remove_leg(&rec.leg_id);
+        let kind = LegKind::of(rec);
+        let counted = self.agent_entry(rec).map(|a| {
+            *a.open.slot(kind) += 1;
+            kind
+        });
+        self.by_age.insert((rec.invite_at, rec.leg_id.clone()));
+        self.legs.insert(
+            rec.leg_id.clone(),
+            Open {
+                rec: rec.clone(),
+                counted,
+            },
+        );
     }
 
     /// Takes one event; returns the extension whose state changed, if any.
@@ -254,9 +334,7 @@ impl Board {
                 c.agent.clone()
             }
             Event::LegEnded { leg, .. } => {
-                self.legs.remove(&leg.leg_id);
-                let a = self.agents.get_mut(&leg.agent)?;
-                a.legs.retain(|l| *l != leg.leg_id);
+                self.remove_leg(&leg.leg_id);
                 leg.agent.clone()
             }
             Event::LegRinging { leg, .. }
@@ -264,14 +342,7 @@ impl Board {
             | Event::LegHeld { leg, .. }
             | Event::LegResumed { leg, .. }
             | Event::ViolationRaised { leg, .. } => {
-                if !self.legs.contains_key(&leg.leg_id) && self.legs.len() >= MAX_LEGS {
-                    self.forget_oldest_leg();
-                }
-                self.legs.insert(leg.leg_id.clone(), (**leg).clone());
-                let a = self.agent_entry(leg)?;
-                if !a.legs.contains(&leg.leg_id) {
-                    a.legs.push(leg.leg_id.clone());
-                }
+                self.upsert_leg(leg);
                 leg.agent.clone()
             }
         };
@@ -287,15 +358,7 @@ impl Board {
 
     fn derive(&self, ext: &str) -> Option<AgentState> {
         let a = self.agents.get(ext)?;
-        let legs = a.legs.iter().filter_map(|id| self.legs.get(id));
-        let (mut talking, mut held, mut ringing) = (false, false, false);
-        for l in legs {
-            match (l.answered_at.is_some(), on_hold(l)) {
-                (true, false) => talking = true,
-                (true, true) => held = true,
-                (false, _) => ringing = true,
-            }
-        }
+        let (talking, held, ringing) = (a.open.talking > 0, a.open.held > 0, a.open.ringing > 0);
         Some(if talking {
             AgentState::Talking
         } else if held {
@@ -380,6 +443,105 @@ mod tests {
             extensions_of(&["0800-0802".into(), "7000".into()]),
             vec!["0800", "0801", "0802", "7000"]
         );
+    }
+
+    /// The tally of each agent equals a recount of the open legs on the board.
+    fn assert_tallies_match(b: &Board) {
+        for a in b.agents() {
+            let mut want = OpenLegs::default();
+            for o in b.legs.values().filter(|o| o.rec.agent == a.extension) {
+                if let Some(k) = o.counted {
+                    *want.slot(k) += 1;
+                }
+            }
+            assert_eq!(a.open, want, "tally of {}", a.extension);
+        }
+        assert_eq!(b.by_age.len(), b.legs.len());
+    }
+
+    #[test]
+    fn a_flood_of_legs_to_one_extension_keeps_the_state_and_the_tally_right() {
+        let mut b = Board::new(&Roster::default(), &[]);
+        let base = rec("8001");
+        let t = base.invite_at;
+        let n = 3_000;
+        let mut legs = Vec::new();
+        for i in 0..n {
+            let mut l = base.clone();
+            l.leg_id = format!("flood-{i}");
+            l.invite_at = t.plus_millis(i as u64);
+            b.apply(&Event::LegRinging {
+                at: l.invite_at,
+                leg: Box::new(l.clone()),
+            });
+            legs.push(l);
+        }
+        assert_eq!(b.agent("8001").unwrap().open.ringing, n as u32);
+        assert_eq!(b.agent("8001").unwrap().state, AgentState::Ringing);
+        // One answered, then held: held wins over ringing, talking over held.
+        legs[7].answered_at = Some(t.plus_millis(9_000));
+        b.apply(&Event::LegAnswered {
+            at: t,
+            leg: Box::new(legs[7].clone()),
+        });
+        assert_eq!(b.agent("8001").unwrap().state, AgentState::Talking);
+        legs[7].holds.push(Hold {
+            start_at: t.plus_millis(9_500),
+            end_at: None,
+            by: Party::Agent,
+        });
+        b.apply(&Event::LegHeld {
+            at: t,
+            leg: Box::new(legs[7].clone()),
+        });
+        assert_eq!(b.agent("8001").unwrap().state, AgentState::Held);
+        assert_tallies_match(&b);
+        // Ended in an interleaved order (each twice: a repeated end changes nothing).
+        for i in (0..n).step_by(2).chain((1..n).step_by(2)) {
+            let ev = Event::LegEnded {
+                at: t,
+                leg: Box::new(legs[i].clone()),
+            };
+            b.apply(&ev);
+            b.apply(&ev);
+            if i == 7 {
+                assert_eq!(b.agent("8001").unwrap().state, AgentState::Ringing);
+            }
+        }
+        assert_tallies_match(&b);
+        assert_eq!(b.agent("8001").unwrap().open, OpenLegs::default());
+        assert_eq!(b.agent("8001").unwrap().state, AgentState::Unknown);
+        assert_eq!(b.counts(), (0, 0));
+    }
+
+    #[test]
+    fn beyond_max_legs_the_oldest_leg_is_forgotten_and_untallied() {
+        let mut b = Board::new(&Roster::default(), &[]);
+        let base = rec("8001");
+        let t = base.invite_at;
+        for i in 0..MAX_LEGS + 5 {
+            let mut l = base.clone();
+            l.leg_id = format!("old-{i}");
+            l.agent = format!("{}", 8000 + i % 7);
+            // Newest first, so the oldest is not simply the first inserted.
+            l.invite_at = t.plus_millis((MAX_LEGS + 5 - i) as u64);
+            b.apply(&Event::LegRinging {
+                at: l.invite_at,
+                leg: Box::new(l),
+            });
+        }
+        assert_eq!(b.legs.len(), MAX_LEGS);
+        // Each newcomer is older than all on the board; from the first one over the cap on,
+        // the oldest on the board (the previous newcomer) made way for it.
+        assert!(b.leg("old-0").is_some());
+        assert!(b.leg(&format!("old-{}", MAX_LEGS - 2)).is_some());
+        for i in MAX_LEGS - 1..MAX_LEGS + 4 {
+            assert!(b.leg(&format!("old-{i}")).is_none(), "old-{i}");
+        }
+        assert!(b.leg(&format!("old-{}", MAX_LEGS + 4)).is_some());
+        assert_tallies_match(&b);
+        let total: u32 = b.agents().map(|a| a.open.total()).sum();
+        assert_eq!(total as usize, MAX_LEGS);
     }
 
     #[test]
