@@ -352,6 +352,44 @@ async fn flagged_legs_are_listed_by_filter_and_page_with_numbers_masked() {
     let p2 = a.get("/api/legs?per_page=1&page=2", &v).await.json();
     assert_eq!(p2["items"].as_array().unwrap().len(), 1);
     assert_eq!(p2["items"][0]["leg_id"], "L1");
+    assert_eq!(p2["next"], Value::Null, "the last page has no next");
+
+    // The count is exact below its cap, and says so; pages chain by cursor.
+    assert_eq!(j["total_exact"], true);
+    assert_eq!(j["total_capped_at"], 10_000);
+    assert_eq!(j["order"], "desc");
+    let p1 = a.get("/api/legs?per_page=1", &v).await.json();
+    assert_eq!(p1["items"][0]["leg_id"], "L2");
+    let next = p1["next"].as_str().expect("a next token").to_string();
+    let r = a
+        .get(&format!("/api/legs?per_page=1&cursor={next}"), &v)
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let c2 = r.json();
+    assert_eq!(c2["items"][0]["leg_id"], "L1", "the cursor's page");
+    assert_eq!(c2["next"], Value::Null);
+    let oldest = a.get("/api/legs?per_page=1&order=asc", &v).await.json();
+    assert_eq!(oldest["items"][0]["leg_id"], "L1", "oldest first");
+    assert_eq!(oldest["order"], "asc");
+    // A cursor of the other order, with a page, or not ours: 400 naming the parameter.
+    for (bad, what) in [
+        (format!("order=asc&cursor={next}"), "cursor"),
+        (format!("page=2&cursor={next}"), "cursor"),
+        ("cursor=bm90LWEtY3Vyc29y".to_string(), "cursor"),
+        ("cursor=%25%25".to_string(), "cursor"),
+        ("order=sideways".to_string(), "order"),
+        ("page=202".to_string(), "page"),
+        ("page=22&per_page=500".to_string(), "page"),
+    ] {
+        let r = a.get(&format!("/api/legs?{bad}"), &v).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text());
+        let e = r.json()["error"].as_str().unwrap_or_default().to_string();
+        assert!(e.starts_with(what), "{bad}: {e}");
+    }
+    // Offset pages up to 10,000 legs deep still answer.
+    let r = a.get("/api/legs?page=201", &v).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.json()["error"].is_null());
 
     for bad in [
         "rule=nope",
