@@ -49,6 +49,12 @@ pub struct CaptureConfig {
     pub hep_auth_key: String,
     pub interfaces: Vec<String>,
     pub bpf: String,
+    /// How far each live source's clock runs behind "latest capture timestamp + wall time
+    /// since" (SPEC §1): a packet captured just before a deadline but still in flight
+    /// arrives before the deadline fires. Also the floor of how late a live deadline
+    /// (`late_answer` while ringing) is raised. 50 ms suits a LAN; raise it for capture
+    /// agents across a WAN.
+    pub clock_grace_ms: u64,
 }
 
 impl Default for CaptureConfig {
@@ -58,6 +64,7 @@ impl Default for CaptureConfig {
             hep_auth_key: String::new(),
             interfaces: Vec::new(),
             bpf: "udp or (tcp and port 5060)".into(),
+            clock_grace_ms: 50,
         }
     }
 }
@@ -481,6 +488,12 @@ impl Config {
             ));
         }
         parse_addr("capture.hep_listen", &self.capture.hep_listen)?;
+        if self.capture.clock_grace_ms > 10_000 {
+            return Err(invalid(
+                "capture.clock_grace_ms",
+                "must be at most 10000 (a clock that far behind delays every live rule)",
+            ));
+        }
         check_live_capture(&self.capture)?;
         parse_addr("http.listen", &self.http.listen)?;
         check_secret(&self.auth.secret)?;
@@ -760,6 +773,17 @@ mod tests {
     fn an_unused_filter_is_not_checked_without_interfaces() {
         let mut c = Config::default();
         c.capture.bpf = "not a filter (".into();
+        assert!(c.validate(None).is_ok());
+    }
+
+    #[test]
+    fn a_clock_grace_over_ten_seconds_is_refused_with_its_key() {
+        let mut c = Config::default();
+        assert_eq!(c.capture.clock_grace_ms, 50);
+        c.capture.clock_grace_ms = 10_001;
+        let err = c.clone().validate(None).unwrap_err().to_string();
+        assert!(err.contains("capture.clock_grace_ms"), "{err}");
+        c.capture.clock_grace_ms = 0;
         assert!(c.validate(None).is_ok());
     }
 

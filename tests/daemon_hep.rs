@@ -24,6 +24,18 @@ impl Daemon {
     async fn start(f: impl FnOnce(&mut Config, &mut Options)) -> Daemon {
         let mut c = Config::default();
         c.rules.late_answer.threshold_ms = 1_000;
+        // A store of its own: never the repository's `data/` (tests run in parallel, and
+        // a store left by another build must not decide this test).
+        let dir = std::env::temp_dir().join(format!(
+            "callwatch-daemon-hep-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        c.store.url = format!("sqlite://{}/callwatch.db", dir.display());
         let mut opts = Options::default();
         f(&mut c, &mut opts);
         let cfg = c.validate(None).unwrap();

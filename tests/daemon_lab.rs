@@ -147,6 +147,8 @@ async fn kamailio_call_is_reported_live(prefix: &str, hep_tcp: bool) {
     let mut c = Config::default();
     c.rules.late_answer.threshold_ms = 1_000;
     c.capture.hep_auth_key = AUTH_KEY.into();
+    // A store of its own in the test's folder, never the repository's `data/`.
+    c.store.url = format!("sqlite://{}/callwatch.db", dir.display());
     let cfg = c.validate(None).unwrap();
     let l = Listeners::bind(
         "127.0.0.1:0".parse().unwrap(),

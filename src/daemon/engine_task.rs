@@ -42,7 +42,8 @@ pub struct IngestPacket {
 #[derive(Clone, Debug)]
 pub struct EngineLoopOptions {
     /// How far a source's clock runs behind "latest timestamp + wall time since"
-    /// (packets in flight arrive before a deadline fires).
+    /// (packets in flight arrive before a deadline fires). `callwatch run` sets it from
+    /// `capture.clock_grace_ms`.
     pub grace: Duration,
     /// Most capture sources with a clock; packets of further sources are dropped and
     /// counted (`callwatch_ingest_errors_total{source="engine",kind="too_many_sources"}`).
@@ -56,7 +57,7 @@ pub struct EngineLoopOptions {
 impl Default for EngineLoopOptions {
     fn default() -> Self {
         EngineLoopOptions {
-            grace: Duration::from_millis(200),
+            grace: Duration::from_millis(50),
             max_sources: 4096,
             batch: 256,
             tick: Duration::from_millis(250),

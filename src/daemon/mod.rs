@@ -272,7 +272,10 @@ pub async fn run(
         EngineContext {
             metrics: metrics.clone(),
             health: health.clone(),
-            opts: opts.engine.clone(),
+            opts: EngineLoopOptions {
+                grace: std::time::Duration::from_millis(cfg.raw.capture.clock_grace_ms),
+                ..opts.engine.clone()
+            },
         },
     ));
 
