@@ -32,9 +32,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::config::Validated;
-use crate::engine::rules::RuleId;
 use crate::engine::{Engine, EngineSettings};
-use crate::sinks::metrics::{Metrics, MetricsSink, RuleTeamLabels};
+use crate::sinks::metrics::{Metrics, MetricsSink};
 use crate::sinks::store::{StoreOptions, StoreService};
 use crate::sinks::EventSink;
 use crate::sources::hep::{HepContext, HepOptions};
@@ -221,14 +220,17 @@ pub fn metrics_for(cfg: &Validated) -> Arc<Metrics> {
     );
     let mut teams = cfg.roster.teams();
     teams.push("none".to_string());
-    for team in teams {
-        for rule in RuleId::ALL {
-            m.violations_total.get_or_create_owned(&RuleTeamLabels {
-                rule: rule.as_str(),
-                team: team.clone(),
-            });
-        }
-    }
+    let mut agents: Vec<(String, String)> = cfg
+        .roster
+        .iter()
+        .map(|(_, a)| {
+            let team = a.team.clone().unwrap_or_else(|| "none".to_string());
+            (a.agent_id.clone(), team)
+        })
+        .collect();
+    agents.sort();
+    agents.dedup();
+    m.declare_zero_series(&teams, &agents);
     Arc::new(m)
 }
 

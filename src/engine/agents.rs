@@ -86,6 +86,11 @@ impl Roster {
         self.by_extension.is_empty()
     }
 
+    /// Every agent of the roster with its extension, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &AgentInfo)> {
+        self.by_extension.iter().map(|(e, a)| (e.as_str(), a))
+    }
+
     /// Teams named in the roster, sorted.
     pub fn teams(&self) -> Vec<String> {
         let mut t: Vec<String> = self

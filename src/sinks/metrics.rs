@@ -25,6 +25,7 @@ use prometheus_client::registry::Registry;
 
 use super::{EventSink, Tick};
 use crate::engine::leg::{Direction, LegRecord, Outcome};
+use crate::engine::rules::RuleId;
 use crate::engine::Event;
 use crate::time::CaptureTime;
 
@@ -351,6 +352,70 @@ impl Metrics {
 
 fn team_of(rec: &LegRecord) -> String {
     rec.team.clone().unwrap_or_else(|| "none".to_string())
+}
+
+/// Every `direction` label value of `callwatch_legs_total`.
+const DIRECTIONS: [Direction; 3] = [Direction::Inbound, Direction::Outbound, Direction::Internal];
+/// Every `outcome` label value of the leg counters.
+const OUTCOMES: [Outcome; 4] = [
+    Outcome::Answered,
+    Outcome::Cancelled,
+    Outcome::Rejected,
+    Outcome::Failed,
+];
+/// Rosters up to this size get per-agent zero series at start; a larger one gets them as
+/// agents are seen (the series count stays bounded by [`MAX_AGENT_SERIES`] either way).
+pub const MAX_PREDECLARED_AGENTS: usize = 1_000;
+
+impl Metrics {
+    /// Creates at 0 the series that events will move, so that `rate()` and `increase()`
+    /// count the first leg of a team after a restart (a series born at 1 has no earlier
+    /// sample to increase from) and dashboards show 0 rather than "no data":
+    /// `callwatch_legs_total` for every direction and outcome of every team, the ring
+    /// histogram of every team, the per-rule violation counters of every team, and, for
+    /// rosters of at most [`MAX_PREDECLARED_AGENTS`], the per-agent leg and violation
+    /// counters. `agents` are (agent id, team) pairs.
+    pub fn declare_zero_series(&self, teams: &[String], agents: &[(String, String)]) {
+        for team in teams {
+            for d in DIRECTIONS {
+                for o in OUTCOMES {
+                    self.legs_total.get_or_create_owned(&LegLabels {
+                        direction: d.as_str(),
+                        outcome: o.as_str(),
+                        team: team.clone(),
+                    });
+                }
+            }
+            self.ring_seconds
+                .get_or_create_owned(&TeamLabels { team: team.clone() });
+            for rule in RuleId::ALL {
+                self.violations_total.get_or_create_owned(&RuleTeamLabels {
+                    rule: rule.as_str(),
+                    team: team.clone(),
+                });
+            }
+        }
+        if agents.len() > MAX_PREDECLARED_AGENTS {
+            return;
+        }
+        for (agent, team) in agents {
+            for o in OUTCOMES {
+                self.agent_legs_total.get_or_create_owned(&AgentLegLabels {
+                    agent: agent.clone(),
+                    team: team.clone(),
+                    outcome: o.as_str(),
+                });
+            }
+            for rule in RuleId::ALL {
+                self.agent_violations_total
+                    .get_or_create_owned(&AgentRuleLabels {
+                        agent: agent.clone(),
+                        team: team.clone(),
+                        rule: rule.as_str(),
+                    });
+            }
+        }
+    }
 }
 
 fn outcome_of(rec: &LegRecord) -> &'static str {
@@ -752,6 +817,33 @@ mod tests {
             "138****5678-1@10.0.0.1"
         );
         assert!(exemplar_call_id(&[b'x'; 500]).len() <= MAX_EXEMPLAR_CALL_ID);
+    }
+
+    #[test]
+    fn zero_series_are_declared_for_every_team_and_roster_agent() {
+        let m = Metrics::new(10_000, 3.6);
+        m.declare_zero_series(
+            &["A".into(), "none".into()],
+            &[("A1001".into(), "A".into())],
+        );
+        let text = m.encode();
+        for want in [
+            r#"callwatch_legs_total{direction="inbound",outcome="answered",team="A"} 0"#,
+            r#"callwatch_legs_total{direction="internal",outcome="failed",team="none"} 0"#,
+            r#"callwatch_ring_seconds_count{team="A"} 0"#,
+            r#"callwatch_violations_total{rule="survey_missing",team="none"} 0"#,
+            r#"callwatch_agent_legs_total{agent="A1001",team="A",outcome="cancelled"} 0"#,
+            r#"callwatch_agent_violations_total{agent="A1001",team="A",rule="late_answer"} 0"#,
+        ] {
+            assert!(text.contains(want), "missing {want} in\n{text}");
+        }
+        // A roster too big for per-agent series at start gets them as agents are seen.
+        let big: Vec<(String, String)> = (0..=MAX_PREDECLARED_AGENTS)
+            .map(|i| (format!("X{i}"), "A".to_string()))
+            .collect();
+        let m = Metrics::new(10_000, 3.6);
+        m.declare_zero_series(&["A".into()], &big);
+        assert!(!m.encode().contains("callwatch_agent_legs_total{"));
     }
 
     #[test]
