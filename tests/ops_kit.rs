@@ -1615,3 +1615,49 @@ fn a_real_scrape_has_every_metric_and_label_the_kit_uses() {
     }
     fail_if_any("the real scrape", &problems);
 }
+
+/// The image's build stage has every folder the crate compiles from: the sources, the
+/// benchmarks Cargo.toml names, and the folders compiled in by `sqlx::migrate!` and
+/// `include_str!` (a folder left out of the Dockerfile's COPY lines or its dockerignore
+/// breaks `docker build`, which no test here can run without a Docker engine).
+#[test]
+fn the_container_build_copies_every_folder_the_crate_compiles_from() {
+    let docker = read(&root().join("deploy/docker/Dockerfile"), "Dockerfile");
+    let ignore = read(
+        &root().join("deploy/docker/Dockerfile.dockerignore"),
+        "dockerignore",
+    );
+    let mut needed = vec!["src".to_string(), "benches".to_string()];
+    // Folders named by sqlx::migrate!("…") anywhere in src/.
+    let mut stack = vec![root().join("src")];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                let text = read(&p, "source");
+                for part in text.split("migrate!(\"").skip(1) {
+                    let path = part.split('"').next().unwrap();
+                    let top = path.split('/').next().unwrap().to_string();
+                    if !needed.contains(&top) {
+                        needed.push(top);
+                    }
+                }
+            }
+        }
+    }
+    assert!(needed.iter().any(|n| n == "migrations"), "{needed:?}");
+    for folder in &needed {
+        assert!(
+            docker
+                .lines()
+                .any(|l| l.starts_with("COPY ") && l.contains(&format!(" {folder} "))),
+            "deploy/docker/Dockerfile copies no {folder}/ into the build stage"
+        );
+        assert!(
+            ignore.lines().any(|l| l.trim() == format!("!{folder}")),
+            "deploy/docker/Dockerfile.dockerignore does not let {folder}/ through"
+        );
+    }
+}
