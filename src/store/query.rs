@@ -224,6 +224,9 @@ enum Param {
 struct Where {
     sql: String,
     params: Vec<Param>,
+    /// For a count by agent: the placeholder of the agent, whose two matches (id,
+    /// extension) the count reads as a UNION of two index-only scans.
+    agent: Option<String>,
 }
 
 impl Where {
@@ -231,6 +234,7 @@ impl Where {
         Where {
             sql: " WHERE 1 = 1".into(),
             params: Vec::new(),
+            agent: None,
         }
     }
 
@@ -353,7 +357,7 @@ fn leg_where(f: &LegFilter, for_count: bool) -> Where {
         // `= TRUE`, not the bare column: SQLite uses an index only for a comparison.
         // With an agent, `<> FALSE` (the same for a NOT NULL column) so that SQLite
         // reads the agent's two indexes (id, extension) instead of every flagged leg.
-        w.and(if f.agent.is_some() {
+        w.and(if f.agent.is_some() && !for_count {
             "l.flagged <> FALSE"
         } else {
             "l.flagged = TRUE"
@@ -374,7 +378,13 @@ fn leg_where(f: &LegFilter, for_count: bool) -> Where {
     }
     if let Some(agent) = &f.agent {
         let p = w.bind(Param::Text(agent.clone()));
-        w.and(&format!("(l.agent_id = {p} OR l.agent = {p})"));
+        if for_count {
+            // Counting, `agent_id = p` and `agent = p` each off its own index (an OR
+            // would read every matching leg's row): see `list_legs`.
+            w.agent = Some(p);
+        } else {
+            w.and(&format!("(l.agent_id = {p} OR l.agent = {p})"));
+        }
     }
     if let Some(team) = &f.team {
         let p = w.bind(Param::Text(team.clone()));
@@ -437,6 +447,13 @@ impl Store {
             format!(
                 "SELECT COUNT(*) AS n FROM (SELECT 1 AS one FROM violations v \
                  WHERE v.rule = $1 LIMIT {cap}) t"
+            )
+        } else if let Some(p) = &cw.agent {
+            // UNION: a leg whose id and extension are both `p` counts once.
+            format!(
+                "SELECT COUNT(*) AS n FROM (SELECT l.leg_id FROM legs l{w} AND l.agent_id = {p} \
+                 UNION SELECT l.leg_id FROM legs l{w} AND l.agent = {p} LIMIT {cap}) t",
+                w = cw.sql
             )
         } else {
             format!(
