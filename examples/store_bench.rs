@@ -10,8 +10,10 @@
 //! 2. **List latency** with `--legs` stored legs (1,000,000 by default, 20 % flagged):
 //!    bulk-loaded (multi-row INSERTs, 1,000 rows a statement, one transaction per
 //!    10,000 legs), then each query of the inspectors' list route (`GET /api/legs`:
-//!    [`Store::list_legs`], which counts the matches and reads one page of 50 with the
-//!    violations and verdicts) is timed `--runs` times: p50 and p99.
+//!    [`Store::list_legs`], which counts the matches up to 10,000 and reads one page of
+//!    50 with the violations and verdicts) is timed `--runs` times: p50 and p99. Deep
+//!    pages go as the API sends them: by keyset cursor (`next`), the last page as the
+//!    first of `order=asc`, offsets up to the API's bound of 10,000 legs.
 //!
 //! ```sh
 //! scripts/bench_store.sh                       # both backends, 1M legs
