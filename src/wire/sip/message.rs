@@ -99,9 +99,7 @@ impl<'a> SipMessage<'a> {
     /// is the rest of `buf`, which is right for UDP only (RFC 3261 §18.3: the header is
     /// mandatory on streams).
     pub fn parse(buf: &'a [u8]) -> Result<SipMessage<'a>, SipError> {
-        let mut msg = SipMessage::parse_lenient(buf)?;
-        msg.parsed = Some(msg.check()?);
-        Ok(msg)
+        SipMessage::frame(buf, true)
     }
 
     /// Frames the message (start line, header lines, Content-Length, body) without
@@ -109,6 +107,14 @@ impl<'a> SipMessage<'a> {
     /// rejects (e.g. taking the Call-ID of RFC 4475 badinv01); such a message must not
     /// drive call state.
     pub fn parse_lenient(buf: &'a [u8]) -> Result<SipMessage<'a>, SipError> {
+        SipMessage::frame(buf, false)
+    }
+
+    /// Framing, then (when `validate`) the checks of [`SipMessage::validate`] on the
+    /// parts before the message is assembled: the ~1 KB value is written once, in the
+    /// caller's slot, instead of being built, moved out and moved again.
+    #[inline(always)]
+    fn frame(buf: &'a [u8], validate: bool) -> Result<SipMessage<'a>, SipError> {
         // RFC 3261 §7.5: CRLFs before the start line are ignored (keep-alives).
         let lead = buf
             .iter()
@@ -234,6 +240,11 @@ impl<'a> SipMessage<'a> {
         } else {
             Cow::Borrowed(sub(b, 0, header_end))
         };
+        let parsed = if validate {
+            Some(check_parts(&text, &start, &headers)?)
+        } else {
+            None
+        };
         Ok(SipMessage {
             raw,
             consumed: lead + total,
@@ -242,7 +253,7 @@ impl<'a> SipMessage<'a> {
             first_line: Span::new(0, line.len()),
             headers,
             body: Span::new(header_end, total),
-            parsed: None,
+            parsed,
         })
     }
 
@@ -258,71 +269,7 @@ impl<'a> SipMessage<'a> {
 
     /// [`SipMessage::validate`], keeping what it parsed.
     fn check(&self) -> Result<Parsed, SipError> {
-        let text: &[u8] = &self.text;
-        let mut parsed = Parsed::default();
-        // One pass over the index; a singleton seen twice fails at once.
-        let mut seen = [false; HEADER_NAME_COUNT];
-        for h in &self.headers {
-            let v = h.value.of(text);
-            match h.id {
-                HeaderName::CallId
-                | HeaderName::From
-                | HeaderName::To
-                | HeaderName::CSeq
-                | HeaderName::MaxForwards
-                | HeaderName::ContentType => {
-                    if let Some(s) = seen.get_mut(h.id as usize) {
-                        if *s {
-                            return Err(SipError::MultipleSingletonHeaders);
-                        }
-                        *s = true;
-                    }
-                }
-                _ => {}
-            }
-            match h.id {
-                HeaderName::CallId if v.is_empty() || v.iter().any(|&c| lex::is_ws(c)) => {
-                    return Err(SipError::BadHeader);
-                }
-                HeaderName::From => parsed.from = Some(AddrSpans::of(text, &NameAddr::parse(v)?)),
-                HeaderName::To => parsed.to = Some(AddrSpans::of(text, &NameAddr::parse(v)?)),
-                HeaderName::CSeq => {
-                    let cseq = CSeq::parse(v)?;
-                    if let StartLine::Request { method, .. } = self.start {
-                        if cseq.method != method {
-                            return Err(SipError::CSeqMethodMismatch);
-                        }
-                    }
-                    // The method token ends the (trimmed) value; known methods carry
-                    // no slice, so take it from the text.
-                    let vt = lex::trim(v);
-                    let method_start = vt.iter().rposition(|&c| lex::is_ws(c)).map_or(0, |i| i + 1);
-                    parsed.cseq = Some((cseq.seq, span_of(text, from(vt, method_start))));
-                }
-                HeaderName::Via => {
-                    // Without a comma the value is one element: no top-level split.
-                    for part in list_elements(v) {
-                        let via = Via::parse(part)?;
-                        if !parsed.has_via {
-                            parsed.has_via = true;
-                            parsed.top_via = Some(ViaSpans::of(text, &via));
-                        }
-                    }
-                }
-                HeaderName::Contact if v != b"*" => {
-                    for part in list_elements(v) {
-                        let contact = NameAddr::parse(part)?;
-                        if !parsed.has_contact {
-                            parsed.has_contact = true;
-                            parsed.contact = Some(AddrSpans::of(text, &contact));
-                        }
-                    }
-                }
-                HeaderName::Contact => parsed.has_contact = true,
-                _ => {}
-            }
-        }
-        Ok(parsed)
+        check_parts(&self.text, &self.start, &self.headers)
     }
 
     /// Checks that Call-ID, From, To, CSeq and Via are present (RFC 3261 §8.1.1): what
@@ -582,6 +529,79 @@ impl<'a> SipMessage<'a> {
         }
         multipart::find_sdp(self.content_type(), body)
     }
+}
+
+/// [`SipMessage::check`] on the parts of a message (so that [`SipMessage::parse`] can
+/// validate before it assembles the message).
+fn check_parts(
+    text: &[u8],
+    start: &StartLine<'_>,
+    headers: &[HeaderSlot],
+) -> Result<Parsed, SipError> {
+    let mut parsed = Parsed::default();
+    // One pass over the index; a singleton seen twice fails at once.
+    let mut seen = [false; HEADER_NAME_COUNT];
+    for h in headers {
+        let v = h.value.of(text);
+        match h.id {
+            HeaderName::CallId
+            | HeaderName::From
+            | HeaderName::To
+            | HeaderName::CSeq
+            | HeaderName::MaxForwards
+            | HeaderName::ContentType => {
+                if let Some(s) = seen.get_mut(h.id as usize) {
+                    if *s {
+                        return Err(SipError::MultipleSingletonHeaders);
+                    }
+                    *s = true;
+                }
+            }
+            _ => {}
+        }
+        match h.id {
+            HeaderName::CallId if v.is_empty() || v.iter().any(|&c| lex::is_ws(c)) => {
+                return Err(SipError::BadHeader);
+            }
+            HeaderName::From => parsed.from = Some(AddrSpans::of(text, &NameAddr::parse(v)?)),
+            HeaderName::To => parsed.to = Some(AddrSpans::of(text, &NameAddr::parse(v)?)),
+            HeaderName::CSeq => {
+                let cseq = CSeq::parse(v)?;
+                if let StartLine::Request { method, .. } = start {
+                    if cseq.method != *method {
+                        return Err(SipError::CSeqMethodMismatch);
+                    }
+                }
+                // The method token ends the (trimmed) value; known methods carry
+                // no slice, so take it from the text.
+                let vt = lex::trim(v);
+                let method_start = vt.iter().rposition(|&c| lex::is_ws(c)).map_or(0, |i| i + 1);
+                parsed.cseq = Some((cseq.seq, span_of(text, from(vt, method_start))));
+            }
+            HeaderName::Via => {
+                // Without a comma the value is one element: no top-level split.
+                for part in list_elements(v) {
+                    let via = Via::parse(part)?;
+                    if !parsed.has_via {
+                        parsed.has_via = true;
+                        parsed.top_via = Some(ViaSpans::of(text, &via));
+                    }
+                }
+            }
+            HeaderName::Contact if v != b"*" => {
+                for part in list_elements(v) {
+                    let contact = NameAddr::parse(part)?;
+                    if !parsed.has_contact {
+                        parsed.has_contact = true;
+                        parsed.contact = Some(AddrSpans::of(text, &contact));
+                    }
+                }
+            }
+            HeaderName::Contact => parsed.has_contact = true,
+            _ => {}
+        }
+    }
+    Ok(parsed)
 }
 
 /// The values [`SipMessage::validate`] parsed, as offsets into the header text: the
