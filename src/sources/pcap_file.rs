@@ -421,6 +421,9 @@ struct FileState {
     big_endian: bool,
     /// Current size of the reader's buffer.
     capacity: usize,
+    /// A classic pcap file with 16-byte record headers, once its header was read: its
+    /// one interface. Complete records are then cut straight out of the buffer.
+    classic: Option<Interface>,
 }
 
 impl CaptureReader {
@@ -501,6 +504,7 @@ impl CaptureReader {
                 error,
                 big_endian: false,
                 capacity: BUFFER,
+                classic: None,
             },
         })
     }
@@ -515,6 +519,23 @@ impl CaptureReader {
     fn next_frame(&mut self, f: &mut dyn FnMut(Frame<'_>)) -> Option<FileOutcome> {
         let CaptureReader { reader, st } = self;
         loop {
+            // Fast path: a complete classic pcap record in the buffer. Anything else
+            // (a record cut by the buffer's end, the file's end, an error) goes through
+            // `pcap-parser` below, which refills and reports as it always did.
+            if let Some(iface) = st.classic {
+                let data = reader.data();
+                if let Some((secs, frac, bytes)) = classic_record(data, st.big_endian) {
+                    let len = PCAP_RECORD_HEADER + bytes.len();
+                    let at = legacy_time(secs, frac, iface.units_per_sec);
+                    let delivered = st.deliver(iface, at, bytes, f);
+                    // No shift per record: `refill` moves the remainder down once.
+                    reader.consume_noshift(len);
+                    if delivered {
+                        return None;
+                    }
+                    continue;
+                }
+            }
             let offset = reader.consumed() as u64;
             match reader.next() {
                 Ok((len, block)) => {
@@ -526,11 +547,13 @@ impl CaptureReader {
                                 1_000_000
                             };
                             st.big_endian = h.is_bigendian();
-                            st.interfaces = vec![Interface {
+                            let iface = Interface {
                                 link: link_of((h.network.0 as u32) & LINKTYPE_MASK),
                                 units_per_sec: units,
                                 offset_secs: 0,
-                            }];
+                            };
+                            st.interfaces = vec![iface];
+                            st.classic = (!h.is_modified_format()).then_some(iface);
                             false
                         }
                         PcapBlockOwned::Legacy(b) => {
@@ -723,6 +746,24 @@ fn header_error(
     }
 }
 
+/// The classic pcap record at the start of `data` when it is there whole: seconds,
+/// fraction and packet bytes (the 16-byte header is ts_sec, ts_frac, incl_len,
+/// orig_len in the file's byte order).
+fn classic_record(data: &[u8], big_endian: bool) -> Option<(u32, u32, &[u8])> {
+    let header = data.first_chunk::<PCAP_RECORD_HEADER>()?;
+    let field = |i: usize| {
+        let b = [header[i], header[i + 1], header[i + 2], header[i + 3]];
+        if big_endian {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        }
+    };
+    let caplen = usize::try_from(field(8)).ok()?;
+    let bytes = data.get(PCAP_RECORD_HEADER..PCAP_RECORD_HEADER.checked_add(caplen)?)?;
+    Some((field(0), field(4), bytes))
+}
+
 fn link_of(linktype: u32) -> Result<LinkType, u32> {
     LinkType::from_linktype(linktype).ok_or(linktype)
 }
@@ -769,6 +810,26 @@ mod tests {
         };
         assert_eq!(ng_time(1 << 19, pow2), CaptureTime(10_500_000));
         assert_eq!(ng_time(u64::MAX, ns).0, 18_446_744_073_709_551);
+    }
+
+    #[test]
+    fn classic_record_in_both_byte_orders_and_only_when_whole() {
+        let mut le = Vec::new();
+        for v in [7u32, 500, 3, 60] {
+            le.extend_from_slice(&v.to_le_bytes());
+        }
+        le.extend_from_slice(&[1, 2, 3, 9]);
+        assert_eq!(classic_record(&le, false), Some((7, 500, &[1u8, 2, 3][..])));
+        assert_eq!(classic_record(&le[..18], false), None);
+        assert_eq!(classic_record(&le[..15], false), None);
+        let mut be = Vec::new();
+        for v in [7u32, 500, 0, 60] {
+            be.extend_from_slice(&v.to_be_bytes());
+        }
+        assert_eq!(classic_record(&be, true), Some((7, 500, &[][..])));
+        // A length field that does not fit what is there is not a record (yet).
+        be[8..12].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(classic_record(&be, true), None);
     }
 
     #[test]
