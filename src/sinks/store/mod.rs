@@ -516,6 +516,12 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 /// `callwatch_store_up` falls when it goes away between calls).
 const IDLE_CHECK: Duration = Duration::from_secs(5);
 
+/// After a batch that did not fill, the writer waits this long before reading again
+/// (group commit): under a steady stream of ended legs each transaction then takes what
+/// arrived meanwhile instead of one leg, and each one also costs a checkpoint write.
+/// A leg reaches the database at most this much later; the spool holds it meanwhile.
+const GROUP_COMMIT: Duration = Duration::from_millis(50);
+
 /// Reads the spool, commits batches, moves the checkpoint; retries with backoff (at most
 /// [`MAX_BACKOFF`]) while the database fails, the pool reconnecting by itself once it
 /// is back. Once stopping, ends when the spool is empty.
@@ -598,6 +604,12 @@ pub async fn run_writer(
                     tracing::warn!("store spool: checkpoint failed: {e}");
                 }
                 stats.ok(backlog());
+                if b.records.len() < batch.max(1) && !stopping {
+                    tokio::select! {
+                        _ = tokio::time::sleep(GROUP_COMMIT) => {}
+                        _ = stop.changed() => stopping = true,
+                    }
+                }
             }
             Err(e) => {
                 // Logged once per outage, then at debug: the metrics tell the rest.

@@ -234,6 +234,9 @@ impl SpoolWriter {
     }
 }
 
+/// Bytes the reader asks the file for at once.
+const READ_CHUNK: usize = 256 << 10;
+
 /// The reading side, owned by the writer task.
 #[derive(Debug)]
 pub struct SpoolReader {
@@ -291,34 +294,43 @@ impl SpoolReader {
                 Err(e) => return Err(e),
             };
             file.seek(SeekFrom::Start(batch.end.offset))?;
+            // Read as the frames need it, a chunk at a time: a batch of a few records
+            // does not read the rest of a long backlog only to leave it there.
             let mut buf = Vec::new();
-            // Bounded read: what the batch may still take plus one header.
-            let want = (max_bytes.saturating_sub(taken)).max(HEADER) as u64 + MAX_FRAME as u64;
-            file.take(want).read_to_end(&mut buf)?;
+            let mut eof = false;
             let mut at = 0usize;
             let mut torn = false;
             while batch.records.len() < max_records && taken < max_bytes {
-                let Some(head) = buf.get(at..at + HEADER) else {
-                    torn = at < buf.len();
-                    break;
+                let need = match buf.get(at..at + HEADER) {
+                    Some(head) => {
+                        let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
+                        if len > MAX_FRAME {
+                            torn = true;
+                            break;
+                        }
+                        HEADER + len
+                    }
+                    None => HEADER,
                 };
-                let len = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-                let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
-                if len > MAX_FRAME {
-                    torn = true;
-                    break;
+                if buf.len() - at < need {
+                    if eof {
+                        torn = at < buf.len();
+                        break;
+                    }
+                    let more = (need - (buf.len() - at)).max(READ_CHUNK) as u64;
+                    eof = (&mut file).take(more).read_to_end(&mut buf)? == 0;
+                    continue;
                 }
-                let Some(payload) = buf.get(at + HEADER..at + HEADER + len) else {
-                    torn = true;
-                    break;
-                };
+                let head = &buf[at..at + HEADER];
+                let crc = u32::from_le_bytes([head[4], head[5], head[6], head[7]]);
+                let payload = &buf[at + HEADER..at + need];
                 if crc32(payload) != crc {
                     torn = true;
                     break;
                 }
                 batch.records.push(payload.to_vec());
-                at += HEADER + len;
-                taken += HEADER + len;
+                at += need;
+                taken += need;
             }
             batch.end.offset += at as u64;
             batch.bytes = taken as u64;
