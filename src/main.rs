@@ -98,6 +98,13 @@ enum Command {
         /// received and dropped.
         #[arg(long)]
         metrics: Option<SocketAddr>,
+        /// Each answered call also sends an RTCP report (HEP type 5) from each side every
+        /// N ms of its (scaled) talk time, between the SDP media addresses.
+        #[arg(long, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+        rtcp_interval_ms: Option<u64>,
+        /// Offered HEP packets per second: sets --cps from the mean packets per call.
+        #[arg(long)]
+        pps: Option<f64>,
     },
 }
 
@@ -185,8 +192,10 @@ fn main() -> ExitCode {
             seed,
             time_scale,
             metrics,
+            rtcp_interval_ms,
+            pps,
         } => {
-            let opts = LoadgenOptions {
+            let mut opts = LoadgenOptions {
                 target,
                 cps,
                 concurrent,
@@ -196,8 +205,12 @@ fn main() -> ExitCode {
                 auth_key: auth_key.map(String::into_bytes),
                 seed,
                 time_scale,
+                rtcp_interval: rtcp_interval_ms.map(Duration::from_millis),
                 ..LoadgenOptions::default()
             };
+            if let Some(pps) = pps {
+                opts.cps = pps / opts.mean_packets_per_call();
+            }
             if !(time_scale > 0.0 && time_scale <= 10.0) {
                 eprintln!("callwatch: --time-scale must be in (0, 10]");
                 return ExitCode::from(2);
@@ -386,6 +399,10 @@ async fn loadgen_main(opts: LoadgenOptions, metrics: Option<SocketAddr>) -> anyh
         r.window_packets_per_sec(),
         r.window_packets,
         r.window.as_secs_f64(),
+    );
+    eprintln!(
+        "loadgen: {} of the packets RTCP, {} send calls (sendmmsg or TCP writes)",
+        r.rtcp_sent, r.send_calls
     );
     if let Some(addr) = metrics {
         // Let the daemon's engine catch up with its queue before reading.
