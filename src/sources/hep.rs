@@ -5,8 +5,8 @@
 //! `try_send`: it never waits on the engine, and a full queue drops the packet and counts
 //! it (`callwatch_events_dropped_total{sink="engine_queue"}`).
 //!
-//! UDP (a thread of its own, [`receive_udp`]): while the queue is full it does not read
-//! at all, so an overload
+//! UDP (a thread of its own, [`receive_udp`], `recvmmsg(2)` bursts): while the queue is
+//! full it does not read at all, so an overload
 //! costs no CPU in callwatch: datagrams wait in the socket's receive buffer and what
 //! overflows it the kernel drops, counted all the same
 //! (`callwatch_events_dropped_total{sink="hep_udp_socket"}`, from the kernel's count of
@@ -329,10 +329,14 @@ const UDP_QUIET_WAIT: Duration = Duration::from_millis(100);
 
 /// The receive loop (a thread): while the engine queue is full it does not read at all
 /// (datagrams wait in the socket buffer; the kernel drops and counts what overflows it),
-/// else it takes up to [`UDP_BURST`] datagrams at a time without blocking, pauses
-/// [`UDP_PAUSE`] after a burst of [`UDP_BUSY`] or more, and blocks in the kernel (up to
-/// [`UDP_QUIET_WAIT`]) only when it found nothing.
+/// else it takes up to [`UDP_BURST`] datagrams with one `recvmmsg(2)` (`MSG_WAITFORONE`:
+/// it blocks, up to [`UDP_QUIET_WAIT`], only until the first one), and pauses
+/// [`UDP_PAUSE`] after a burst of [`UDP_BUSY`] or more that drained the socket.
 fn receive_udp(socket: &std::net::UdpSocket, intake: &Intake, stop: &AtomicBool) {
+    use nix::sys::socket::{recvmmsg, MsgFlags, MultiHeaders, SockaddrStorage};
+    use std::io::IoSliceMut;
+    use std::os::fd::AsRawFd;
+
     let kernel_dropped = intake.ctx.metrics.dropped(SINK_UDP_SOCKET);
     let mut socket_drops = SocketDrops::of(socket);
     if socket_drops.is_none() {
@@ -343,11 +347,17 @@ fn receive_udp(socket: &std::net::UdpSocket, intake: &Intake, stop: &AtomicBool)
             kernel_dropped.inc_by(d.take_new());
         }
     };
+    // Blocking with a timeout: MSG_WAITFORONE makes each call wait for the first
+    // datagram only, and the timeout lets the loop look at the stop flag.
+    let _ = socket.set_nonblocking(false);
     let _ = socket.set_read_timeout(Some(UDP_QUIET_WAIT));
-    let mut blocking = false;
+    let fd = socket.as_raw_fd();
+    let mut headers = MultiHeaders::<SockaddrStorage>::preallocate(UDP_BURST, None);
+    // One slot per datagram of a burst, each one byte more than the largest HEP packet
+    // (a longer datagram shows as too long). Only the bytes received are ever touched.
+    let mut slots = vec![0u8; UDP_BURST * UDP_SLOT];
+    let mut lens = [0usize; UDP_BURST];
     let mut drops_checked = std::time::Instant::now();
-    // One byte more than the largest HEP packet: a longer datagram shows as too long.
-    let mut buf = vec![0u8; MAX_FRAME + 1];
     while !stop.load(Ordering::Acquire) {
         if drops_checked.elapsed() >= SOCKET_DROPS_EVERY {
             count_drops(&mut socket_drops);
@@ -356,50 +366,49 @@ fn receive_udp(socket: &std::net::UdpSocket, intake: &Intake, stop: &AtomicBool)
         if intake.tx.is_closed() {
             return;
         }
-        let room = intake.tx.capacity();
+        let room = intake.tx.capacity().min(UDP_BURST);
         if room == 0 {
             std::thread::sleep(UDP_PAUSE);
             continue;
         }
-        let mut taken = 0;
-        while taken < UDP_BURST.min(room) {
-            match socket.recv_from(&mut buf) {
-                Ok((n, _)) => {
-                    taken += 1;
-                    if blocking {
-                        blocking = socket.set_nonblocking(true).is_err();
+        let taken = {
+            let mut iovs: Vec<[IoSliceMut<'_>; 1]> = slots
+                .chunks_mut(UDP_SLOT)
+                .take(room)
+                .map(|s| [IoSliceMut::new(s)])
+                .collect();
+            match recvmmsg(fd, &mut headers, iovs.iter_mut(), MsgFlags::MSG_WAITFORONE, None) {
+                Ok(results) => {
+                    let mut n = 0;
+                    for (len, r) in lens.iter_mut().zip(results) {
+                        *len = r.bytes;
+                        n += 1;
                     }
-                    if !intake.packet(&buf[..n]) {
-                        return;
-                    }
+                    n
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    break
-                }
+                Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EINTR) => 0,
                 Err(e) => {
                     // ICMP errors surface here on some systems; nothing to do but go on.
                     tracing::debug!("HEP UDP receive: {e}");
-                    break;
+                    0
                 }
             }
+        };
+        for (slot, &len) in slots.chunks(UDP_SLOT).zip(&lens[..taken]) {
+            if !intake.packet(&slot[..len.min(UDP_SLOT)]) {
+                return;
+            }
         }
-        if taken == UDP_BURST {
-            continue;
-        }
-        if taken >= UDP_BUSY {
+        if taken < room && taken >= UDP_BUSY {
+            // The socket is drained but busy: let the next batch gather.
             std::thread::sleep(UDP_PAUSE);
-        } else if taken == 0 && !blocking {
-            // A quiet link: wait in the kernel for the next datagram.
-            blocking = socket.set_nonblocking(false).is_ok();
         }
     }
     count_drops(&mut socket_drops);
 }
+
+/// Bytes per datagram slot of a receive burst.
+const UDP_SLOT: usize = MAX_FRAME + 1;
 
 /// Accepts HEP TCP connections until shutdown; each is served by its own task.
 pub async fn run_tcp(
