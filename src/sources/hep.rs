@@ -377,7 +377,13 @@ fn receive_udp(socket: &std::net::UdpSocket, intake: &Intake, stop: &AtomicBool)
                 .take(room)
                 .map(|s| [IoSliceMut::new(s)])
                 .collect();
-            match recvmmsg(fd, &mut headers, iovs.iter_mut(), MsgFlags::MSG_WAITFORONE, None) {
+            match recvmmsg(
+                fd,
+                &mut headers,
+                iovs.iter_mut(),
+                MsgFlags::MSG_WAITFORONE,
+                None,
+            ) {
                 Ok(results) => {
                     let mut n = 0;
                     for (len, r) in lens.iter_mut().zip(results) {
