@@ -16,13 +16,23 @@
 //! each agent keeps a tally of its open legs by kind instead of a list to rescan (a flood
 //! of INVITEs to one extension must not make each event slower than the last), and the
 //! oldest leg is found through an index by INVITE time.
+//!
+//! An open leg is kept as a [`LegView`] (the fields the wallboard shows, masked, about
+//! 100 bytes plus its Call-ID and customer), not as the engine's whole record; the
+//! agent's identity is shared by its legs, and the leg id by both indexes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
+use foldhash::HashMap;
+#[cfg(test)]
 use serde_json::{json, Value};
 
+use super::json::Obj;
+pub use super::leg::on_hold;
+use super::leg::{Ident, LegKind, LegView};
 use crate::engine::agents::Roster;
-use crate::engine::leg::{LegRecord, Party};
+use crate::engine::leg::LegRecord;
 use crate::engine::registrations::RegState;
 use crate::engine::Event;
 use crate::report::Renderer;
@@ -72,6 +82,8 @@ pub struct Agent {
     pub state: AgentState,
     /// When the current state began (None: since start, unknown).
     pub since: Option<CaptureTime>,
+    /// The identity the agent's latest leg gave, shared by its legs' views.
+    ident: Option<Arc<Ident>>,
 }
 
 impl Agent {
@@ -90,9 +102,26 @@ impl Agent {
             open: OpenLegs::default(),
             state: AgentState::Unknown,
             since: None,
+            ident: None,
         }
     }
 
+    /// The `agent` object of `snapshot` and `agent.state` frames.
+    pub fn write_json(&self, out: &mut String, r: &Renderer, now: CaptureTime) {
+        let mut o = Obj::new(out);
+        o.str("agent", &self.extension);
+        o.str("agent_id", &self.agent_id);
+        o.opt_u64("elapsed_ms", self.since.map(|t| now.millis_since(t)));
+        o.opt_str("name", self.name.as_deref());
+        o.opt_str("phone", self.reg.map(|s| s.as_str()));
+        o.opt_time("since", r, self.since);
+        o.str("state", self.state.as_str());
+        o.opt_str("team", self.team.as_deref());
+        o.end();
+    }
+
+    /// What [`Agent::write_json`] writes, as the hub built it before (the tests' reference).
+    #[cfg(test)]
     pub fn json(&self, r: &Renderer, now: CaptureTime) -> Value {
         json!({
             "agent": self.extension,
@@ -107,43 +136,22 @@ impl Agent {
     }
 }
 
-/// Whether the agent has the leg on hold now (an open episode put by the agent).
-pub fn on_hold(rec: &LegRecord) -> bool {
-    rec.holds
-        .iter()
-        .any(|h| h.end_at.is_none() && h.by == Party::Agent)
-}
-
 pub struct Board {
-    legs: HashMap<String, Open>,
+    /// The open legs by leg id.
+    legs: HashMap<Arc<str>, Open>,
     /// The open legs by (INVITE time, leg id): the oldest is forgotten first.
-    by_age: BTreeSet<(CaptureTime, String)>,
+    by_age: BTreeSet<(CaptureTime, Arc<str>)>,
     agents: BTreeMap<String, Agent>,
+    /// Open legs not answered yet.
+    ringing: usize,
+    renderer: Renderer,
 }
 
-/// An open leg and the kind it is counted as in its agent's tally (None: the agent
-/// table was full when the leg appeared, so it is on the board but not in a tally).
+/// An open leg and whether it is counted in its agent's tally (not when the agent
+/// table was full when the leg appeared: it is on the board but not in a tally).
 struct Open {
-    rec: LegRecord,
-    counted: Option<LegKind>,
-}
-
-/// What an open leg contributes to its agent's state.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum LegKind {
-    Ringing,
-    Talking,
-    Held,
-}
-
-impl LegKind {
-    fn of(rec: &LegRecord) -> LegKind {
-        match (rec.answered_at.is_some(), on_hold(rec)) {
-            (true, false) => LegKind::Talking,
-            (true, true) => LegKind::Held,
-            (false, _) => LegKind::Ringing,
-        }
-    }
+    view: LegView,
+    counted: bool,
 }
 
 /// An agent's open legs, counted by kind.
@@ -201,7 +209,8 @@ fn extensions_of(patterns: &[String]) -> Vec<String> {
 
 impl Board {
     /// A board listing the roster's agents whose extensions `patterns` cover.
-    pub fn new(roster: &Roster, patterns: &[String]) -> Board {
+    /// `renderer` masks the legs' numbers as the frames show them.
+    pub fn new(roster: &Roster, patterns: &[String], renderer: Renderer) -> Board {
         let mut agents = BTreeMap::new();
         for ext in extensions_of(patterns) {
             if agents.len() >= MAX_AGENTS {
@@ -220,9 +229,11 @@ impl Board {
             }
         }
         Board {
-            legs: HashMap::new(),
+            legs: HashMap::default(),
             by_age: BTreeSet::new(),
             agents,
+            ringing: 0,
+            renderer,
         }
     }
 
@@ -234,47 +245,53 @@ impl Board {
         self.agents.get(extension)
     }
 
-    /// Open legs, oldest first.
-    pub fn legs(&self) -> Vec<&LegRecord> {
-        let mut v: Vec<&LegRecord> = self.legs.values().map(|o| &o.rec).collect();
-        v.sort_by(|a, b| {
-            a.invite_at
-                .cmp(&b.invite_at)
-                .then_with(|| a.leg_id.cmp(&b.leg_id))
-        });
-        v
+    /// Open legs (id and view), oldest first.
+    pub fn legs(&self) -> Vec<(&str, &LegView)> {
+        // The index by age is in that order already.
+        self.by_age
+            .iter()
+            .filter_map(|(_, id)| self.legs.get(id).map(|o| (&**id, &o.view)))
+            .collect()
     }
 
-    pub fn leg(&self, leg_id: &str) -> Option<&LegRecord> {
-        self.legs.get(leg_id).map(|o| &o.rec)
+    pub fn leg(&self, leg_id: &str) -> Option<&LegView> {
+        self.legs.get(leg_id).map(|o| &o.view)
     }
 
     /// (ringing, active) legs now.
     pub fn counts(&self) -> (usize, usize) {
-        let ringing = self
-            .legs
-            .values()
-            .filter(|o| o.rec.answered_at.is_none())
-            .count();
-        (ringing, self.legs.len() - ringing)
+        (self.ringing, self.legs.len() - self.ringing)
     }
 
-    fn agent_entry(&mut self, rec: &LegRecord) -> Option<&mut Agent> {
-        if !self.agents.contains_key(&rec.agent) {
+    /// The wallboard's view of a leg's record, its agent's identity shared with the
+    /// agent's other legs.
+    pub fn view(&mut self, rec: &LegRecord) -> LegView {
+        let ident = match self.agents.get_mut(&rec.agent) {
+            Some(a) => match &a.ident {
+                Some(i) if i.matches(rec) => i.clone(),
+                _ => a.ident.insert(Arc::new(Ident::of(rec))).clone(),
+            },
+            None => Arc::new(Ident::of(rec)),
+        };
+        LegView::new(&self.renderer, rec, ident)
+    }
+
+    fn agent_entry(&mut self, ident: &Ident) -> Option<&mut Agent> {
+        if !self.agents.contains_key(&*ident.agent) {
             if self.agents.len() >= MAX_AGENTS {
                 return None;
             }
             self.agents.insert(
-                rec.agent.clone(),
+                ident.agent.to_string(),
                 Agent::new(
-                    rec.agent.clone(),
-                    rec.agent_id.clone(),
-                    rec.agent_name.clone(),
-                    rec.team.clone(),
+                    ident.agent.to_string(),
+                    ident.agent_id.to_string(),
+                    ident.name.as_deref().map(str::to_string),
+                    ident.team.as_deref().map(str::to_string),
                 ),
             );
         }
-        self.agents.get_mut(&rec.agent)
+        self.agents.get_mut(&*ident.agent)
     }
 
     fn forget_oldest_leg(&mut self) {
@@ -286,40 +303,46 @@ impl Board {
 
     /// Takes a leg off the board and out of its agent's tally.
     fn remove_leg(&mut self, leg_id: &str) {
-        let Some(old) = self.legs.remove(leg_id) else {
+        let Some((id, old)) = self.legs.remove_entry(leg_id) else {
             return;
         };
-        self.by_age
-            .remove(&(old.rec.invite_at, old.rec.leg_id.clone()));
-        if let (Some(kind), Some(a)) = (old.counted, self.agents.get_mut(&old.rec.agent)) {
-            let n = a.open.slot(kind);
+        self.by_age.remove(&(old.view.invite_at, id));
+        if old.view.kind == LegKind::Ringing {
+            self.ringing -= 1;
+        }
+        if let (true, Some(a)) = (old.counted, self.agents.get_mut(&*old.view.ident.agent)) {
+            let n = a.open.slot(old.view.kind);
             *n = n.saturating_sub(1);
         }
     }
 
-    /// Puts the latest record of an open leg on the board, replacing the previous one.
-    fn upsert_leg(&mut self, rec: &LegRecord) {
-        if !self.legs.contains_key(&rec.leg_id) && self.legs.len() >= MAX_LEGS {
+    /// Puts the latest view of an open leg on the board, replacing the previous one.
+    fn upsert_leg(&mut self, leg_id: &str, view: LegView) {
+        if !self.legs.contains_key(leg_id) && self.legs.len() >= MAX_LEGS {
             self.forget_oldest_leg();
         }
-        self.remove_leg(&rec.leg_id);
-        let kind = LegKind::of(rec);
-        let counted = self.agent_entry(rec).map(|a| {
-            *a.open.slot(kind) += 1;
-            kind
-        });
-        self.by_age.insert((rec.invite_at, rec.leg_id.clone()));
-        self.legs.insert(
-            rec.leg_id.clone(),
-            Open {
-                rec: rec.clone(),
-                counted,
-            },
-        );
+        self.remove_leg(leg_id);
+        let kind = view.kind;
+        let counted = self
+            .agent_entry(&view.ident)
+            .map(|a| {
+                *a.open.slot(kind) += 1;
+                if a.ident.is_none() {
+                    a.ident = Some(view.ident.clone());
+                }
+            })
+            .is_some();
+        if kind == LegKind::Ringing {
+            self.ringing += 1;
+        }
+        let id: Arc<str> = leg_id.into();
+        self.by_age.insert((view.invite_at, id.clone()));
+        self.legs.insert(id, Open { view, counted });
     }
 
-    /// Takes one event; returns the extension whose state changed, if any.
-    pub fn apply(&mut self, ev: &Event) -> Option<String> {
+    /// Takes one event (with the view of its leg when the caller made it already);
+    /// returns the extension whose state changed, if any.
+    pub fn apply(&mut self, ev: &Event, view: Option<LegView>) -> Option<String> {
         let at = ev.at();
         let ext = match ev {
             Event::AgentRegistration(c) => {
@@ -342,7 +365,8 @@ impl Board {
             | Event::LegHeld { leg, .. }
             | Event::LegResumed { leg, .. }
             | Event::ViolationRaised { leg, .. } => {
-                self.upsert_leg(leg);
+                let view = view.unwrap_or_else(|| self.view(leg));
+                self.upsert_leg(&leg.leg_id, view);
                 leg.agent.clone()
             }
         };
@@ -378,7 +402,7 @@ impl Board {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::leg::{Direction, HangupBy, Hold, Survey};
+    use crate::engine::leg::{Direction, HangupBy, Hold, Party, Survey};
     use crate::engine::registrations::RegChange;
     use crate::engine::SourceId;
 
@@ -414,6 +438,19 @@ mod tests {
         }
     }
 
+    fn renderer() -> Renderer {
+        Renderer {
+            zone: chrono_tz::Asia::Shanghai,
+            show_numbers: false,
+        }
+    }
+
+    impl Board {
+        fn apply_ev(&mut self, ev: &Event) -> Option<String> {
+            self.apply(ev, None)
+        }
+    }
+
     fn reg(agent: &str, state: RegState, s: i64) -> Event {
         Event::AgentRegistration(RegChange {
             at: CaptureTime::from_secs_micros(s, 0),
@@ -430,7 +467,7 @@ mod tests {
                 .as_bytes(),
         )
         .unwrap();
-        let b = Board::new(&roster, &["8001-8099".into()]);
+        let b = Board::new(&roster, &["8001-8099".into()], renderer());
         let v: Vec<_> = b
             .agents()
             .map(|a| (a.extension.as_str(), a.state))
@@ -449,9 +486,13 @@ mod tests {
     fn assert_tallies_match(b: &Board) {
         for a in b.agents() {
             let mut want = OpenLegs::default();
-            for o in b.legs.values().filter(|o| o.rec.agent == a.extension) {
-                if let Some(k) = o.counted {
-                    *want.slot(k) += 1;
+            for o in b
+                .legs
+                .values()
+                .filter(|o| *o.view.ident.agent == *a.extension)
+            {
+                if o.counted {
+                    *want.slot(o.view.kind) += 1;
                 }
             }
             assert_eq!(a.open, want, "tally of {}", a.extension);
@@ -461,7 +502,7 @@ mod tests {
 
     #[test]
     fn a_flood_of_legs_to_one_extension_keeps_the_state_and_the_tally_right() {
-        let mut b = Board::new(&Roster::default(), &[]);
+        let mut b = Board::new(&Roster::default(), &[], renderer());
         let base = rec("8001");
         let t = base.invite_at;
         let n = 3_000;
@@ -470,7 +511,7 @@ mod tests {
             let mut l = base.clone();
             l.leg_id = format!("flood-{i}");
             l.invite_at = t.plus_millis(i as u64);
-            b.apply(&Event::LegRinging {
+            b.apply_ev(&Event::LegRinging {
                 at: l.invite_at,
                 leg: Box::new(l.clone()),
             });
@@ -480,7 +521,7 @@ mod tests {
         assert_eq!(b.agent("8001").unwrap().state, AgentState::Ringing);
         // One answered, then held: held wins over ringing, talking over held.
         legs[7].answered_at = Some(t.plus_millis(9_000));
-        b.apply(&Event::LegAnswered {
+        b.apply_ev(&Event::LegAnswered {
             at: t,
             leg: Box::new(legs[7].clone()),
         });
@@ -490,7 +531,7 @@ mod tests {
             end_at: None,
             by: Party::Agent,
         });
-        b.apply(&Event::LegHeld {
+        b.apply_ev(&Event::LegHeld {
             at: t,
             leg: Box::new(legs[7].clone()),
         });
@@ -502,8 +543,8 @@ mod tests {
                 at: t,
                 leg: Box::new(legs[i].clone()),
             };
-            b.apply(&ev);
-            b.apply(&ev);
+            b.apply_ev(&ev);
+            b.apply_ev(&ev);
             if i == 7 {
                 assert_eq!(b.agent("8001").unwrap().state, AgentState::Ringing);
             }
@@ -516,7 +557,7 @@ mod tests {
 
     #[test]
     fn beyond_max_legs_the_oldest_leg_is_forgotten_and_untallied() {
-        let mut b = Board::new(&Roster::default(), &[]);
+        let mut b = Board::new(&Roster::default(), &[], renderer());
         let base = rec("8001");
         let t = base.invite_at;
         for i in 0..MAX_LEGS + 5 {
@@ -525,7 +566,7 @@ mod tests {
             l.agent = format!("{}", 8000 + i % 7);
             // Newest first, so the oldest is not simply the first inserted.
             l.invite_at = t.plus_millis((MAX_LEGS + 5 - i) as u64);
-            b.apply(&Event::LegRinging {
+            b.apply_ev(&Event::LegRinging {
                 at: l.invite_at,
                 leg: Box::new(l),
             });
@@ -546,11 +587,11 @@ mod tests {
 
     #[test]
     fn states_follow_legs_holds_and_registration() {
-        let mut b = Board::new(&Roster::default(), &[]);
+        let mut b = Board::new(&Roster::default(), &[], renderer());
         let mut l = rec("8001");
         let t = l.invite_at;
         assert_eq!(
-            b.apply(&Event::LegRinging {
+            b.apply_ev(&Event::LegRinging {
                 at: t,
                 leg: Box::new(l.clone())
             })
@@ -559,7 +600,7 @@ mod tests {
         );
         assert_eq!(b.agent("8001").unwrap().state, AgentState::Ringing);
         l.answered_at = Some(t.plus_millis(3_000));
-        b.apply(&Event::LegAnswered {
+        b.apply_ev(&Event::LegAnswered {
             at: t,
             leg: Box::new(l.clone()),
         });
@@ -569,7 +610,7 @@ mod tests {
             end_at: None,
             by: Party::Agent,
         });
-        b.apply(&Event::LegHeld {
+        b.apply_ev(&Event::LegHeld {
             at: t.plus_millis(5_000),
             leg: Box::new(l.clone()),
         });
@@ -577,7 +618,7 @@ mod tests {
         assert_eq!(b.counts(), (0, 1));
         // A violation changes nothing of the state: no change reported.
         assert!(b
-            .apply(&Event::ViolationRaised {
+            .apply_ev(&Event::ViolationRaised {
                 at: t,
                 violation: crate::engine::rules::Violation {
                     rule: crate::engine::rules::RuleId::LongHold,
@@ -587,13 +628,13 @@ mod tests {
                 leg: Box::new(l.clone()),
             })
             .is_none());
-        b.apply(&Event::LegEnded {
+        b.apply_ev(&Event::LegEnded {
             at: t.plus_millis(9_000),
             leg: Box::new(l),
         });
         assert_eq!(b.agent("8001").unwrap().state, AgentState::Unknown);
         assert_eq!(b.counts(), (0, 0));
-        b.apply(&reg(
+        b.apply_ev(&reg(
             "8001",
             RegState::Registered {
                 until: t.plus_millis(60_000),
@@ -601,7 +642,7 @@ mod tests {
             1_800_000_010,
         ));
         assert_eq!(b.agent("8001").unwrap().state, AgentState::Idle);
-        b.apply(&reg("8001", RegState::Expired, 1_800_000_070));
+        b.apply_ev(&reg("8001", RegState::Expired, 1_800_000_070));
         let a = b.agent("8001").unwrap();
         assert_eq!(a.state, AgentState::Offline);
         assert_eq!(

@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use chrono::{Datelike, NaiveDate, TimeZone};
 use serde_json::{json, Value};
 
+use super::json::Obj;
 use crate::engine::leg::{Direction, LegRecord};
 use crate::engine::rules::{RuleId, Violation};
 use crate::engine::Event;
@@ -62,6 +63,50 @@ pub struct TickerItem {
     pub team: Option<String>,
 }
 
+/// A ticker entry borrowed from a violation and its leg: the `violation` object of a
+/// frame, written without copying the leg's strings first.
+#[derive(Clone, Copy, Debug)]
+pub struct TickerRef<'a> {
+    pub rule: RuleId,
+    pub at: CaptureTime,
+    pub detail: &'a str,
+    pub leg_id: &'a str,
+    pub agent: &'a str,
+    pub agent_id: &'a str,
+    pub name: Option<&'a str>,
+    pub team: Option<&'a str>,
+}
+
+impl<'a> TickerRef<'a> {
+    pub fn new(v: &'a Violation, leg: &'a LegRecord) -> TickerRef<'a> {
+        TickerRef {
+            rule: v.rule,
+            at: v.at,
+            detail: &v.detail,
+            leg_id: &leg.leg_id,
+            agent: &leg.agent,
+            agent_id: &leg.agent_id,
+            name: leg.agent_name.as_deref(),
+            team: leg.team.as_deref(),
+        }
+    }
+
+    /// Keys in byte order, as the `serde_json::Value` it replaces had them.
+    pub fn write_json(&self, out: &mut String, r: &Renderer) {
+        let mut o = Obj::new(out);
+        o.str("agent", self.agent);
+        o.str("agent_id", self.agent_id);
+        o.str("article", self.rule.article());
+        o.time("at", r, self.at);
+        o.str("detail", self.detail);
+        o.str("leg_id", self.leg_id);
+        o.opt_str("name", self.name);
+        o.str("rule", self.rule.as_str());
+        o.opt_str("team", self.team);
+        o.end();
+    }
+}
+
 impl TickerItem {
     pub fn new(v: &Violation, leg: &LegRecord) -> TickerItem {
         TickerItem {
@@ -76,6 +121,23 @@ impl TickerItem {
         }
     }
 
+    /// The `violation` object of a frame, a ticker entry.
+    pub fn write_json(&self, out: &mut String, r: &Renderer) {
+        TickerRef {
+            rule: self.rule,
+            at: self.at,
+            detail: &self.detail,
+            leg_id: &self.leg_id,
+            agent: &self.agent,
+            agent_id: &self.agent_id,
+            name: self.name.as_deref(),
+            team: self.team.as_deref(),
+        }
+        .write_json(out, r);
+    }
+
+    /// What the hub built before [`TickerItem::write_json`] (the tests' reference).
+    #[cfg(test)]
     pub fn json(&self, r: &Renderer) -> Value {
         json!({
             "rule": self.rule.as_str(),

@@ -22,6 +22,8 @@
 
 pub mod board;
 pub mod figures;
+pub mod json;
+pub mod leg;
 
 use std::collections::VecDeque;
 use std::hash::{BuildHasher, Hasher};
@@ -31,14 +33,18 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use prometheus_client::metrics::counter::Counter;
-use serde_json::{json, Map, Value};
+#[cfg(test)]
+use serde_json::Value;
 use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 
-use self::board::{on_hold, Board};
-use self::figures::Figures;
+use self::board::Board;
+use self::figures::{Figures, TickerRef};
+use self::json::Obj;
+use self::leg::{write_leg_entry, LegView};
 use super::{EventSink, Tick};
 use crate::config::Validated;
+#[cfg(test)]
 use crate::engine::leg::LegRecord;
 use crate::engine::Event;
 use crate::report::{mask_number, Renderer};
@@ -80,6 +86,10 @@ impl Default for HubOptions {
         }
     }
 }
+
+/// Capacity a frame is written into (most `leg.*` frames fit; the text is shrunk to
+/// its length before it is kept).
+const FRAME_CAPACITY: usize = 1024;
 
 /// One outgoing JSON text frame.
 #[derive(Clone, Debug)]
@@ -202,7 +212,9 @@ pub fn mask_digit_runs(text: &str) -> String {
     out
 }
 
-/// The `leg` object of a frame: the analyze fields known so far, masked.
+/// The `leg` object of a frame as the hub built it before [`leg::LegView::write_json`]
+/// (the tests' reference): the analyze fields known so far, masked.
+#[cfg(test)]
 pub fn leg_json(r: &Renderer, rec: &LegRecord) -> Value {
     let mut v = r.json(rec);
     for key in ["call_id", "linked_call_id"] {
@@ -224,7 +236,7 @@ impl Hub {
         let teams = cfg.roster.teams();
         Arc::new(Hub {
             boot: boot_id(),
-            renderer,
+            renderer: renderer.clone(),
             config: BoardConfig {
                 threshold_ms: cfg.raw.rules.late_answer.threshold_ms,
                 long_hold_ms: cfg.raw.rules.long_hold.threshold_ms,
@@ -234,7 +246,7 @@ impl Hub {
             next_client: AtomicU64::new(1),
             inner: Mutex::new(Inner {
                 seq: 0,
-                board: Board::new(&cfg.roster, &cfg.raw.agents.extensions),
+                board: Board::new(&cfg.roster, &cfg.raw.agents.extensions, renderer),
                 figures: Figures::new(cfg.zone, cfg.raw.rules.late_answer.threshold_ms, teams),
                 replay: VecDeque::new(),
                 replay_bytes: 0,
@@ -343,62 +355,74 @@ impl Hub {
     fn snapshot(&self, g: &Inner) -> Frame {
         let now = self.now(g, None);
         let r = &self.renderer;
-        let legs: Vec<Value> = g
-            .board
-            .legs()
-            .into_iter()
-            .map(|l| self.live_leg_json(l, now))
-            .collect();
-        let agents: Vec<Value> = g.board.agents().map(|a| a.json(r, now)).collect();
-        let ticker: Vec<Value> = g.figures.ticker().map(|t| t.json(r)).collect();
+        let legs = g.board.legs();
         let (ringing, active) = g.board.counts();
-        let mut m = Map::new();
-        m.insert("type".into(), json!("snapshot"));
-        m.insert("seq".into(), json!(g.seq));
-        m.insert("boot".into(), json!(self.boot));
-        m.insert("at".into(), json!(r.time(now)));
-        m.insert(
-            "config".into(),
-            json!({
-                "threshold_ms": self.config.threshold_ms,
-                "amber_ms": self.config.threshold_ms * 7 / 10,
-                "long_hold_ms": self.config.long_hold_ms,
-                "zone": self.config.zone,
-                "version": env!("CARGO_PKG_VERSION"),
-            }),
-        );
-        m.insert("legs".into(), Value::Array(legs));
-        m.insert("agents".into(), Value::Array(agents));
-        m.insert("figures".into(), g.figures.json());
-        m.insert("ticker".into(), Value::Array(ticker));
-        m.insert("ringing".into(), json!(ringing));
-        m.insert("active".into(), json!(active));
+        let mut out = String::with_capacity(4096 + legs.len() * 640);
+        // Keys in byte order, as the `serde_json::Value` this replaced had them.
+        let mut o = Obj::new(&mut out);
+        o.u64("active", active as u64);
+        let list = o.key("agents");
+        list.push('[');
+        for (i, a) in g.board.agents().enumerate() {
+            if i > 0 {
+                list.push(',');
+            }
+            a.write_json(list, r, now);
+        }
+        list.push(']');
+        o.time("at", r, now);
+        o.str("boot", &self.boot);
+        let mut c = Obj::new(o.key("config"));
+        c.u64("amber_ms", self.config.threshold_ms * 7 / 10);
+        c.u64("long_hold_ms", self.config.long_hold_ms);
+        c.u64("threshold_ms", self.config.threshold_ms);
+        c.str("version", env!("CARGO_PKG_VERSION"));
+        c.str("zone", &self.config.zone);
+        c.end();
+        o.raw("figures", &g.figures.json().to_string());
+        let list = o.key("legs");
+        list.push('[');
+        for (i, (id, view)) in legs.iter().enumerate() {
+            if i > 0 {
+                list.push(',');
+            }
+            let mut e = Obj::new(list);
+            write_leg_entry(&mut e, r, id, view, view.timers(now), |_| {});
+            e.end();
+        }
+        list.push(']');
+        o.u64("ringing", ringing as u64);
+        o.u64("seq", g.seq);
+        let list = o.key("ticker");
+        list.push('[');
+        for (i, t) in g.figures.ticker().enumerate() {
+            if i > 0 {
+                list.push(',');
+            }
+            t.write_json(list, r);
+        }
+        list.push(']');
+        o.str("type", "snapshot");
+        o.end();
         Frame {
             seq: g.seq,
-            text: Value::Object(m).to_string().into(),
+            text: out.into(),
         }
     }
 
-    /// A leg with its running timers as of `now`.
-    fn live_leg_json(&self, l: &LegRecord, now: CaptureTime) -> Value {
-        let mut o = Map::new();
-        o.insert("leg".into(), leg_json(&self.renderer, l));
-        timers(&mut o, l, now);
-        Value::Object(o)
-    }
-
-    /// Numbers the frame, keeps it for replay and offers it to every client.
-    fn publish(&self, g: &mut Inner, kind: &str, at: CaptureTime, body: Map<String, Value>) {
+    /// Numbers the frame that `write` writes (given its `seq`), keeps it for replay and
+    /// offers it to every client: the text is written once and shared by all.
+    fn publish(&self, g: &mut Inner, write: impl FnOnce(&Inner, &mut String, u64)) {
+        let mut text = String::with_capacity(FRAME_CAPACITY);
+        write(g, &mut text, g.seq + 1);
         g.seq += 1;
-        let mut m = Map::new();
-        m.insert("type".into(), json!(kind));
-        m.insert("seq".into(), json!(g.seq));
-        m.insert("boot".into(), json!(self.boot));
-        m.insert("at".into(), json!(self.renderer.time(at)));
-        m.extend(body);
+        // The replay buffer keeps thousands of frames: no slack in them.
+        if text.capacity() - text.len() > 64 {
+            text.shrink_to_fit();
+        }
         let frame = Frame {
             seq: g.seq,
-            text: Value::Object(m).to_string().into(),
+            text: text.into(),
         };
         g.replay_bytes += frame.text.len();
         g.replay.push_back(frame.clone());
@@ -423,43 +447,76 @@ impl Hub {
         });
     }
 
+    /// A `leg.*` or `violation` frame (keys in byte order).
+    #[allow(clippy::too_many_arguments)]
+    fn write_leg_frame(
+        &self,
+        out: &mut String,
+        seq: u64,
+        kind: &str,
+        at: CaptureTime,
+        now: CaptureTime,
+        leg_id: &str,
+        view: &LegView,
+        violation: Option<TickerRef<'_>>,
+    ) {
+        let r = &self.renderer;
+        let mut o = Obj::new(out);
+        o.time("at", r, at);
+        o.str("boot", &self.boot);
+        write_leg_entry(&mut o, r, leg_id, view, view.timers(now), |o| {
+            o.u64("seq", seq)
+        });
+        o.str("type", kind);
+        if let Some(v) = violation {
+            v.write_json(o.key("violation"), r);
+        }
+        o.end();
+    }
+
     fn on_event(&self, ev: &Event) {
         let mut g = self.lock();
         let g = &mut *g;
         let at = ev.at();
         let now = self.now(g, Some(at));
-        let changed_agent = g.board.apply(ev);
+        let kind = match ev {
+            Event::LegRinging { .. } => "leg.ringing",
+            Event::LegAnswered { .. } => "leg.answered",
+            Event::LegHeld { .. } => "leg.held",
+            Event::LegResumed { .. } => "leg.resumed",
+            Event::LegEnded { .. } => "leg.ended",
+            Event::ViolationRaised { .. } => "violation",
+            Event::AgentRegistration(_) => "",
+        };
+        // The leg's view is made once: rendered into the frame, then kept on the board.
+        let view = ev.leg().map(|leg| {
+            let view = g.board.view(leg);
+            let violation = match ev {
+                Event::ViolationRaised { violation, .. } => Some(TickerRef::new(violation, leg)),
+                _ => None,
+            };
+            self.publish(g, |_, out, seq| {
+                self.write_leg_frame(out, seq, kind, at, now, &leg.leg_id, &view, violation)
+            });
+            view
+        });
+        let changed_agent = g.board.apply(ev, view);
         if g.figures.on_event(ev) {
             g.figures_dirty = true;
         }
-        let leg_frame = |kind: &str, leg: &LegRecord| {
-            let mut o = Map::new();
-            o.insert("leg".into(), leg_json(&self.renderer, leg));
-            timers(&mut o, leg, now);
-            (kind.to_string(), o)
-        };
-        let frame = match ev {
-            Event::LegRinging { leg, .. } => Some(leg_frame("leg.ringing", leg)),
-            Event::LegAnswered { leg, .. } => Some(leg_frame("leg.answered", leg)),
-            Event::LegHeld { leg, .. } => Some(leg_frame("leg.held", leg)),
-            Event::LegResumed { leg, .. } => Some(leg_frame("leg.resumed", leg)),
-            Event::LegEnded { leg, .. } => Some(leg_frame("leg.ended", leg)),
-            Event::ViolationRaised { violation, leg, .. } => {
-                let (k, mut o) = leg_frame("violation", leg);
-                let item = figures::TickerItem::new(violation, leg);
-                o.insert("violation".into(), item.json(&self.renderer));
-                Some((k, o))
-            }
-            Event::AgentRegistration(_) => None,
-        };
-        if let Some((kind, body)) = frame {
-            self.publish(g, &kind, at, body);
-        }
         if let Some(ext) = changed_agent {
-            if let Some(a) = g.board.agent(&ext) {
-                let mut body = Map::new();
-                body.insert("agent".into(), a.json(&self.renderer, now));
-                self.publish(g, "agent.state", at, body);
+            if g.board.agent(&ext).is_some() {
+                self.publish(g, |g, out, seq| {
+                    // Present: checked above.
+                    let Some(a) = g.board.agent(&ext) else { return };
+                    let mut o = Obj::new(out);
+                    a.write_json(o.key("agent"), &self.renderer, now);
+                    o.time("at", &self.renderer, at);
+                    o.str("boot", &self.boot);
+                    o.u64("seq", seq);
+                    o.str("type", "agent.state");
+                    o.end();
+                });
             }
         }
     }
@@ -493,37 +550,20 @@ impl Hub {
         g.figures_dirty = false;
         let now = self.now(g, None);
         let (ringing, active) = g.board.counts();
-        let mut body = Map::new();
-        body.insert("figures".into(), g.figures.json());
-        body.insert("ringing".into(), json!(ringing));
-        body.insert("active".into(), json!(active));
-        body.insert("clients".into(), json!(g.clients.len()));
-        self.publish(g, "stats", now, body);
-    }
-}
-
-/// Adds the running timers of a leg as of `now`: `ring_elapsed_ms` while it rings,
-/// `talk_elapsed_ms` once answered, `hold_elapsed_ms` while the agent holds it.
-fn timers(o: &mut Map<String, Value>, l: &LegRecord, now: CaptureTime) {
-    if l.ended_at.is_some() {
-        return;
-    }
-    match l.answered_at {
-        None => {
-            let start = l.ring_start_at.unwrap_or(l.invite_at);
-            o.insert("ring_elapsed_ms".into(), json!(now.millis_since(start)));
-        }
-        Some(ans) => {
-            o.insert("talk_elapsed_ms".into(), json!(now.millis_since(ans)));
-            if on_hold(l) {
-                if let Some(h) = l.holds.iter().rev().find(|h| h.end_at.is_none()) {
-                    o.insert(
-                        "hold_elapsed_ms".into(),
-                        json!(now.millis_since(h.start_at)),
-                    );
-                }
-            }
-        }
+        let clients = g.clients.len();
+        let figures = g.figures.json().to_string();
+        self.publish(g, |_, out, seq| {
+            let mut o = Obj::new(out);
+            o.u64("active", active as u64);
+            o.time("at", &self.renderer, now);
+            o.str("boot", &self.boot);
+            o.u64("clients", clients as u64);
+            o.raw("figures", &figures);
+            o.u64("ringing", ringing as u64);
+            o.u64("seq", seq);
+            o.str("type", "stats");
+            o.end();
+        });
     }
 }
 
@@ -580,6 +620,291 @@ mod tests {
 
     fn seqs(frames: &[Frame]) -> Vec<u64> {
         frames.iter().map(|f| f.seq).collect()
+    }
+
+    /// The frames as the hub built them through `serde_json::Value` before they were
+    /// written directly (commit 7a4459a): the oracle of the byte-for-byte test.
+    mod reference {
+        use serde_json::{json, Map, Value};
+
+        use super::super::board::on_hold;
+        use super::super::{leg_json, Hub, Inner};
+        use crate::engine::leg::LegRecord;
+        use crate::engine::rules::Violation;
+        use crate::sinks::wallboard::figures::TickerItem;
+        use crate::time::CaptureTime;
+
+        fn timers(o: &mut Map<String, Value>, l: &LegRecord, now: CaptureTime) {
+            if l.ended_at.is_some() {
+                return;
+            }
+            match l.answered_at {
+                None => {
+                    let start = l.ring_start_at.unwrap_or(l.invite_at);
+                    o.insert("ring_elapsed_ms".into(), json!(now.millis_since(start)));
+                }
+                Some(ans) => {
+                    o.insert("talk_elapsed_ms".into(), json!(now.millis_since(ans)));
+                    if on_hold(l) {
+                        if let Some(h) = l.holds.iter().rev().find(|h| h.end_at.is_none()) {
+                            o.insert(
+                                "hold_elapsed_ms".into(),
+                                json!(now.millis_since(h.start_at)),
+                            );
+                        }
+                    }
+                }
+            }
+        }
+
+        fn frame(
+            h: &Hub,
+            kind: &str,
+            seq: u64,
+            at: CaptureTime,
+            body: Map<String, Value>,
+        ) -> String {
+            let mut m = Map::new();
+            m.insert("type".into(), json!(kind));
+            m.insert("seq".into(), json!(seq));
+            m.insert("boot".into(), json!(h.boot));
+            m.insert("at".into(), json!(h.renderer.time(at)));
+            m.extend(body);
+            Value::Object(m).to_string()
+        }
+
+        #[allow(clippy::too_many_arguments)]
+        pub fn leg_frame(
+            h: &Hub,
+            kind: &str,
+            seq: u64,
+            at: CaptureTime,
+            now: CaptureTime,
+            leg: &LegRecord,
+            violation: Option<&Violation>,
+        ) -> String {
+            let mut o = Map::new();
+            o.insert("leg".into(), leg_json(&h.renderer, leg));
+            timers(&mut o, leg, now);
+            if let Some(v) = violation {
+                o.insert(
+                    "violation".into(),
+                    TickerItem::new(v, leg).json(&h.renderer),
+                );
+            }
+            frame(h, kind, seq, at, o)
+        }
+
+        pub fn agent_frame(
+            h: &Hub,
+            g: &Inner,
+            ext: &str,
+            seq: u64,
+            at: CaptureTime,
+            now: CaptureTime,
+        ) -> String {
+            let mut body = Map::new();
+            body.insert(
+                "agent".into(),
+                g.board.agent(ext).unwrap().json(&h.renderer, now),
+            );
+            frame(h, "agent.state", seq, at, body)
+        }
+
+        /// `clients`: connected when the frame was made.
+        pub fn stats(h: &Hub, g: &Inner, clients: usize, seq: u64, now: CaptureTime) -> String {
+            let (ringing, active) = g.board.counts();
+            let mut body = Map::new();
+            body.insert("figures".into(), g.figures.json());
+            body.insert("ringing".into(), json!(ringing));
+            body.insert("active".into(), json!(active));
+            body.insert("clients".into(), json!(clients));
+            frame(h, "stats", seq, now, body)
+        }
+
+        /// `legs`: the latest record of every open leg, oldest first.
+        pub fn snapshot(h: &Hub, g: &Inner, legs: &[&LegRecord], now: CaptureTime) -> String {
+            let r = &h.renderer;
+            let legs: Vec<Value> = legs
+                .iter()
+                .map(|l| {
+                    let mut o = Map::new();
+                    o.insert("leg".into(), leg_json(r, l));
+                    timers(&mut o, l, now);
+                    Value::Object(o)
+                })
+                .collect();
+            let agents: Vec<Value> = g.board.agents().map(|a| a.json(r, now)).collect();
+            let ticker: Vec<Value> = g.figures.ticker().map(|t| t.json(r)).collect();
+            let (ringing, active) = g.board.counts();
+            let mut m = Map::new();
+            m.insert("type".into(), json!("snapshot"));
+            m.insert("seq".into(), json!(g.seq));
+            m.insert("boot".into(), json!(h.boot));
+            m.insert("at".into(), json!(r.time(now)));
+            m.insert(
+                "config".into(),
+                json!({
+                    "threshold_ms": h.config.threshold_ms,
+                    "amber_ms": h.config.threshold_ms * 7 / 10,
+                    "long_hold_ms": h.config.long_hold_ms,
+                    "zone": h.config.zone,
+                    "version": env!("CARGO_PKG_VERSION"),
+                }),
+            );
+            m.insert("legs".into(), Value::Array(legs));
+            m.insert("agents".into(), Value::Array(agents));
+            m.insert("figures".into(), g.figures.json());
+            m.insert("ticker".into(), Value::Array(ticker));
+            m.insert("ringing".into(), json!(ringing));
+            m.insert("active".into(), json!(active));
+            Value::Object(m).to_string()
+        }
+    }
+
+    /// Every kind of frame is byte for byte what the `Value` path built: leg events of
+    /// every kind (holds, media, violations, a linked Call-ID, no customer), agent
+    /// states, stats and snapshots with open legs, ringing and held.
+    #[tokio::test(start_paused = true)]
+    async fn frames_are_the_bytes_the_value_path_built() {
+        use crate::engine::leg::{EndReason, HangupBy};
+        use crate::engine::registrations::{RegChange, RegState};
+        use crate::engine::rules::{RuleId, Violation};
+
+        let roster = crate::engine::agents::Roster::from_csv_bytes(
+            "extension,agent_id,name,team\n8001,A0001,李娜,Inbound-1\n".as_bytes(),
+        )
+        .unwrap();
+        let mut cfg = Config::default().validate(None).unwrap();
+        cfg.roster = roster;
+        cfg.raw.agents.extensions = vec!["8001-8003".into()];
+        let h = Hub::new(&cfg, &Metrics::new(10_000, 3.6), HubOptions::default());
+        let t0 = CaptureTime::from_secs_micros(1_800_000_000, 0);
+        h.on_tick(Some(t0));
+        let mut sub = h.subscribe(Some(0), None).unwrap();
+        let now = || {
+            let g = h.lock();
+            h.now(&g, None)
+        };
+        let stats = sub.initial.remove(0);
+        let t = now();
+        assert_eq!(
+            stats.text.as_str(),
+            reference::stats(&h, &h.lock(), 0, 1, t)
+        );
+
+        let full = leg::tests::full_record();
+        let mut a = full.clone();
+        a.ended_at = None;
+        a.answered_at = None;
+        a.ring_ms = None;
+        a.outcome = None;
+        a.holds.clear();
+        a.media.clear();
+        a.violations.clear();
+        a.linked_call_id = None;
+        a.hold_ms = 0;
+        let mut b = a.clone();
+        b.leg_id = "b".into();
+        b.agent = "8002".into();
+        b.agent_id = "8002".into();
+        b.agent_name = None;
+        b.team = None;
+        b.customer = None;
+        b.invite_at = t0.plus_millis(500);
+        b.ring_start_at = None;
+        let ringing_a = a.clone();
+        let mut answered_a = a.clone();
+        answered_a.answered_at = full.answered_at;
+        answered_a.ring_ms = full.ring_ms;
+        answered_a.outcome = full.outcome;
+        let mut held_a = full.clone();
+        held_a.violations.clear();
+        let long_hold = full.violations[0].clone();
+        let mut ended_a = full.clone();
+        ended_a.ended_at = Some(ended_a.invite_at.plus_millis(90_000));
+        ended_a.end_reason = Some(EndReason::Bye);
+        ended_a.hangup_by = HangupBy::Customer;
+        ended_a.violations.push(Violation {
+            rule: RuleId::PoorAudio,
+            at: ended_a.invite_at.plus_millis(90_000),
+            detail: "MOS 2.9 < 3.6".into(),
+        });
+        let at = |ms| t0.plus_millis(ms);
+        let mut seq = 1;
+        let mut step = |ev: Event, open: &[&LegRecord]| {
+            h.on_event(&ev);
+            let now = now().max(ev.at());
+            while let Ok(f) = sub.rx.try_recv() {
+                seq += 1;
+                assert_eq!(f.seq, seq);
+                let g = h.lock();
+                let want = if f.text.as_str().contains("\"type\":\"agent.state\"") {
+                    let ext = match &ev {
+                        Event::AgentRegistration(c) => c.agent.clone(),
+                        _ => ev.leg().unwrap().agent.clone(),
+                    };
+                    reference::agent_frame(&h, &g, &ext, seq, ev.at(), now)
+                } else {
+                    let (kind, violation) = match &ev {
+                        Event::LegRinging { .. } => ("leg.ringing", None),
+                        Event::LegAnswered { .. } => ("leg.answered", None),
+                        Event::LegHeld { .. } => ("leg.held", None),
+                        Event::LegResumed { .. } => ("leg.resumed", None),
+                        Event::LegEnded { .. } => ("leg.ended", None),
+                        Event::ViolationRaised { violation, .. } => ("violation", Some(violation)),
+                        Event::AgentRegistration(_) => unreachable!("no leg frame"),
+                    };
+                    let leg = ev.leg().unwrap();
+                    reference::leg_frame(&h, kind, seq, ev.at(), now, leg, violation)
+                };
+                assert_eq!(f.text.as_str(), want);
+            }
+            let g = h.lock();
+            let snap = h.snapshot(&g);
+            assert_eq!(
+                snap.text.as_str(),
+                reference::snapshot(&h, &g, open, h.now(&g, None))
+            );
+        };
+        let ev = |kind: &str, at: CaptureTime, leg: &LegRecord| {
+            let leg = Box::new(leg.clone());
+            match kind {
+                "ringing" => Event::LegRinging { at, leg },
+                "answered" => Event::LegAnswered { at, leg },
+                "held" => Event::LegHeld { at, leg },
+                "resumed" => Event::LegResumed { at, leg },
+                _ => Event::LegEnded { at, leg },
+            }
+        };
+        step(ev("ringing", at(100), &ringing_a), &[&ringing_a]);
+        step(ev("ringing", at(600), &b), &[&ringing_a, &b]);
+        step(ev("answered", at(2_100), &answered_a), &[&answered_a, &b]);
+        step(ev("held", at(9_100), &held_a), &[&held_a, &b]);
+        let mut violated = held_a.clone();
+        violated.violations.push(long_hold.clone());
+        step(
+            Event::ViolationRaised {
+                at: at(70_100),
+                violation: long_hold,
+                leg: Box::new(violated.clone()),
+            },
+            &[&violated, &b],
+        );
+        step(
+            Event::AgentRegistration(RegChange {
+                at: at(71_000),
+                agent: "8003".into(),
+                state: RegState::Registered {
+                    until: at(3_671_000),
+                },
+                contact: None,
+            }),
+            &[&violated, &b],
+        );
+        step(ev("ended", at(90_100), &ended_a), &[&b]);
+        step(ev("ended", at(91_000), &b), &[]);
+        assert_eq!(seq, 15, "every event's frames were compared");
     }
 
     #[test]
