@@ -14,16 +14,27 @@
 //! spilled to disk ([`Spill`]: append-only segment files, deleted once none of their
 //! messages is needed), within their own byte budget; when that is full too, they are
 //! dropped, and every message dropped is counted.
+//!
+//! The bookkeeping around the text is kept small (issue 4, memory per open leg): a
+//! message is its bytes, its capture time, its first line as a range of those bytes and
+//! its two addresses as indexes into the call's few addresses; the store's [`SipRow`]
+//! (addresses and first line as strings) is made only when messages are read or
+//! spilled. A call's Call-ID is one shared allocation for both of its indexes.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+use smallvec::SmallVec;
 
 use crate::engine::Captured;
 use crate::store::SipRow;
 use crate::wire::sip::header::HeaderName;
 use crate::wire::sip::message::SipMessage;
+use crate::wire::Transport;
 
 pub const MAX_MESSAGES_PER_CALL: usize = 400;
 pub const MAX_MESSAGE_BYTES: usize = 65_535;
@@ -32,17 +43,95 @@ pub const IDLE_US: i64 = 120 * 1_000_000;
 /// Accounting overhead per kept message (addresses, first line, bookkeeping).
 const OVERHEAD: usize = 160;
 
+/// A first line that does not lie within the kept bytes (`Msg::first`).
+const FIRST_OWNED: u16 = u16::MAX;
+
+/// One kept message: 40 bytes beside its text, where a [`SipRow`] is 128 and four
+/// strings.
+#[derive(Debug)]
+struct Msg {
+    at: i64,
+    raw: Box<[u8]>,
+    /// Indexes into the call's addresses.
+    src: u16,
+    dst: u16,
+    /// The first line: `raw[first.0..first.1]`; `(FIRST_OWNED, i)` for the call's
+    /// `lines[i]`.
+    first: (u16, u16),
+    transport: Transport,
+}
+
 #[derive(Debug, Default)]
 struct CallSip {
-    msgs: Vec<SipRow>,
+    msgs: Vec<Msg>,
+    /// The addresses the call's messages came from and went to (a few: the switch's
+    /// and the phone's).
+    addrs: Vec<SocketAddr>,
+    /// First lines that are not within their kept bytes (seldom any).
+    lines: Vec<Box<str>>,
     /// Messages moved to the spill files, in arrival order.
     spilled: Vec<SpillRef>,
     bytes: usize,
-    last_at: i64,
-    /// Key in the activity index.
+    /// Key in the activity index: (last activity, id).
     key: (i64, u64),
     /// Legs of this call that are ringing or active.
-    open_legs: HashSet<String>,
+    open_legs: SmallVec<[Box<str>; 1]>,
+}
+
+impl CallSip {
+    fn last_at(&self) -> i64 {
+        self.key.0
+    }
+
+    fn addr(&mut self, a: SocketAddr) -> u16 {
+        match self.addrs.iter().position(|x| *x == a) {
+            Some(i) => i as u16,
+            None => {
+                self.addrs.push(a);
+                (self.addrs.len() - 1) as u16
+            }
+        }
+    }
+
+    /// Grows the message list by half (not double): it is kept for the whole call.
+    fn reserve_one(&mut self) {
+        if self.msgs.len() == self.msgs.capacity() {
+            let n = self.msgs.len();
+            self.msgs.reserve_exact((n / 2).max(4));
+        }
+    }
+
+    fn row(&self, m: &Msg) -> SipRow {
+        let first = match m.first {
+            (FIRST_OWNED, i) => self
+                .lines
+                .get(usize::from(i))
+                .map_or_else(String::new, |l| l.to_string()),
+            (a, b) => String::from_utf8_lossy(
+                m.raw
+                    .get(usize::from(a)..usize::from(b))
+                    .unwrap_or_default(),
+            )
+            .into_owned(),
+        };
+        let addr = |i: u16| {
+            self.addrs
+                .get(usize::from(i))
+                .map_or_else(String::new, ToString::to_string)
+        };
+        SipRow {
+            at: m.at,
+            src: addr(m.src),
+            dst: addr(m.dst),
+            transport: m.transport.as_str().into(),
+            first_line: first,
+            raw: m.raw.to_vec(),
+        }
+    }
+
+    fn rows(&self) -> Vec<SipRow> {
+        self.msgs.iter().map(|m| self.row(m)).collect()
+    }
 }
 
 /// What was thrown away, for the drop counter.
@@ -54,9 +143,9 @@ pub struct SipDrops {
 
 #[derive(Debug)]
 pub struct SipBuffer {
-    calls: HashMap<Vec<u8>, CallSip>,
+    calls: HashMap<Arc<[u8]>, CallSip>,
     /// (last activity, id) → Call-ID, oldest first.
-    by_activity: BTreeMap<(i64, u64), Vec<u8>>,
+    by_activity: BTreeMap<(i64, u64), Arc<[u8]>>,
     /// The keys of `by_activity` whose call has messages in memory (eviction candidates:
     /// spilled calls are not rescanned on every packet).
     resident: BTreeSet<(i64, u64)>,
@@ -262,19 +351,27 @@ impl SipBuffer {
             return;
         }
         let keep = p.payload.len().min(MAX_MESSAGE_BYTES);
-        let row = SipRow {
-            at: p.at.0,
-            src: p.src.to_string(),
-            dst: p.dst.to_string(),
-            transport: p.transport.as_str().into(),
-            first_line: String::from_utf8_lossy(msg.first_line()).into_owned(),
-            raw: p.payload[..keep].to_vec(),
-        };
+        let raw = &p.payload[..keep];
+        // Where the first line lies in the payload (the parser skips leading CRLFs).
+        let line = msg.first_line();
+        let span = (line.as_ptr() as usize)
+            .checked_sub(p.payload.as_ptr() as usize)
+            .map(|start| (start, start + line.len()))
+            .filter(|&(_, end)| end <= keep && end < usize::from(FIRST_OWNED));
         let size = keep + OVERHEAD;
         let at = p.at.0;
         let id = self.next_id;
         self.next_id += 1;
-        let entry = self.calls.entry(call_id.to_vec()).or_default();
+        if !self.calls.contains_key(call_id) {
+            self.calls.insert(Arc::from(call_id), CallSip::default());
+        }
+        // The Call-ID's one allocation, shared with the activity index.
+        let Some(name) = self.calls.get_key_value(call_id).map(|(k, _)| k.clone()) else {
+            return;
+        };
+        let Some(entry) = self.calls.get_mut(call_id) else {
+            return;
+        };
         if entry.msgs.len() + entry.spilled.len() >= MAX_MESSAGES_PER_CALL {
             self.drops.messages += 1;
             return;
@@ -283,12 +380,29 @@ impl SipBuffer {
             self.by_activity.remove(&entry.key);
             self.resident.remove(&entry.key);
         }
-        entry.last_at = entry.last_at.max(at);
-        entry.key = (entry.last_at, id);
-        entry.msgs.push(row);
+        let first = match span {
+            Some((a, b)) => (a as u16, b as u16),
+            None => {
+                entry
+                    .lines
+                    .push(String::from_utf8_lossy(line).into_owned().into_boxed_str());
+                (FIRST_OWNED, (entry.lines.len() - 1) as u16)
+            }
+        };
+        let (src, dst) = (entry.addr(p.src), entry.addr(p.dst));
+        entry.reserve_one();
+        entry.key = (entry.last_at().max(at), id);
+        entry.msgs.push(Msg {
+            at,
+            raw: raw.into(),
+            src,
+            dst,
+            first,
+            transport: p.transport,
+        });
         entry.bytes += size;
         self.bytes += size;
-        self.by_activity.insert(entry.key, call_id.to_vec());
+        self.by_activity.insert(entry.key, name);
         self.resident.insert(entry.key);
         self.enforce_budget();
     }
@@ -296,8 +410,8 @@ impl SipBuffer {
     /// A leg of `call_id` is ringing or active: its call is kept until the leg ends.
     pub fn leg_open(&mut self, call_id: &[u8], leg_id: &str) {
         if let Some(c) = self.calls.get_mut(call_id) {
-            if !c.open_legs.contains(leg_id) {
-                c.open_legs.insert(leg_id.to_string());
+            if !c.open_legs.iter().any(|l| **l == *leg_id) {
+                c.open_legs.push(leg_id.into());
             }
         }
     }
@@ -305,7 +419,7 @@ impl SipBuffer {
     /// The leg ended: its call may be forgotten once idle.
     pub fn leg_closed(&mut self, call_id: &[u8], leg_id: &str) {
         if let Some(c) = self.calls.get_mut(call_id) {
-            c.open_legs.remove(leg_id);
+            c.open_legs.retain(|l| **l != *leg_id);
         }
     }
 
@@ -321,7 +435,7 @@ impl SipBuffer {
                 if let Some(spill) = &self.spill {
                     out.extend(c.spilled.iter().filter_map(|r| spill.read(r)));
                 }
-                out.extend(c.msgs.iter().cloned());
+                out.extend(c.msgs.iter().map(|m| c.row(m)));
             }
         }
         out.sort_by_key(|m| m.at);
@@ -357,6 +471,7 @@ impl SipBuffer {
     }
 
     fn remove(&mut self, call_id: &[u8]) -> usize {
+        let call_id: &[u8] = call_id;
         match self.calls.remove(call_id) {
             Some(c) => {
                 self.by_activity.remove(&c.key);
@@ -402,10 +517,11 @@ impl SipBuffer {
         if c.msgs.is_empty() {
             return false;
         }
-        match spill.write(&c.msgs) {
+        match spill.write(&c.rows()) {
             Some(refs) => {
                 c.spilled.extend(refs);
-                c.msgs.clear();
+                c.msgs = Vec::new();
+                c.lines = Vec::new();
                 self.resident.remove(&c.key);
                 self.bytes -= c.bytes;
                 c.bytes = 0;
