@@ -593,6 +593,45 @@ mod tests {
     }
 
     #[test]
+    fn rows_carry_addresses_transport_and_the_first_line_as_captured() {
+        let mut b = SipBuffer::new(1 << 20, i64::MAX);
+        let mut lead = b"\r\n\r\n".to_vec();
+        lead.extend(sip("r@x", "INVITE sip:8001@b SIP/2.0"));
+        feed(&mut b, 1, &lead);
+        b.on_packet(&Captured {
+            at: CaptureTime::from_secs_micros(2, 0),
+            source: SourceId(1),
+            src: "[2001:db8::7]:5062".parse().unwrap(),
+            dst: "10.0.0.1:5060".parse().unwrap(),
+            transport: Transport::Tcp,
+            hint: PayloadHint::Sip,
+            payload: &sip("r@x", "SIP/2.0 180 Ringing"),
+            correlation_id: None,
+        });
+        let m = b.messages(&[b"r@x"]);
+        assert_eq!(m[0].first_line, "INVITE sip:8001@b SIP/2.0");
+        assert_eq!(m[0].raw, lead);
+        assert_eq!(
+            (m[0].src.as_str(), m[0].dst.as_str()),
+            ("10.0.0.1:5060", "10.0.0.2:5060")
+        );
+        assert_eq!(m[0].transport, "udp");
+        assert_eq!(m[1].first_line, "SIP/2.0 180 Ringing");
+        assert_eq!(m[1].src, "[2001:db8::7]:5062");
+        assert_eq!(m[1].dst, "10.0.0.1:5060");
+        assert_eq!(m[1].transport, "tcp");
+        assert_eq!(m[1].at, CaptureTime::from_secs_micros(2, 0).0);
+        // A message kept cut at MAX_MESSAGE_BYTES still has its first line.
+        let mut big = sip("big@x", "MESSAGE sip:8001@b SIP/2.0");
+        big.resize(MAX_MESSAGE_BYTES + 100, b'x');
+        feed(&mut b, 3, &big);
+        let m = b.messages(&[b"big@x"]);
+        assert_eq!(m.len(), 1);
+        assert_eq!(m[0].first_line, "MESSAGE sip:8001@b SIP/2.0");
+        assert_eq!(m[0].raw.len(), MAX_MESSAGE_BYTES);
+    }
+
+    #[test]
     fn over_budget_the_oldest_call_without_an_open_leg_goes_first() {
         let one = sip("a@x", "INVITE sip:8001@b SIP/2.0").len() + OVERHEAD;
         let mut b = SipBuffer::new(one * 2 + 10, i64::MAX);
