@@ -1,27 +1,39 @@
 #!/usr/bin/env bash
 # HEP ingest benchmark (issue 4), for a person to run (not CI): builds release, starts
 # `callwatch run` on loopback with a temporary config and store, and drives it with
-# `callwatch loadgen` over UDP at a series of offered rates, a bounded time each. For
-# each rate it prints the offered rate, the rate loadgen achieved, the rate the daemon
+# `callwatch loadgen` over UDP at a series of offered rates (`--pps`), a bounded time
+# each, in two mixes, each on a fresh daemon:
+#   1. signalling only: the story mix, SIP only (7.9 HEP packets per call);
+#   2. RTCP mix: the same calls, and each answered call also reports RTCP (HEP type 5,
+#      SR + SDES) from both sides every RTCP_INTERVAL_MS of its talk time, between the
+#      call's SDP media addresses, as an SBC or rtpengine does (about 36 packets per
+#      call at the defaults, 4 in 5 of them RTCP: legs do not end every 8 packets).
+# For each rate it prints the offered rate, the rate loadgen achieved, the rate the daemon
 # received and ingested, the drops it counted (kernel receive buffer and engine queue),
 # the unreported loss (sent - received - kernel drops: must be 0), the daemon's CPU and
-# RSS. Then, on a fresh daemon, the memory of 5,000 concurrent open legs.
+# RSS, and loadgen's own CPU (per packet sent, and its share of one core: near 100 %
+# means loadgen, not the daemon, set the rate). Then, on a fresh daemon, the memory of
+# 5,000 concurrent open legs.
 #
 # Usage: bash scripts/bench_ingest.sh
-#   RATES="50000 100000 200000 300000"  offered HEP packets/s (UDP)
+#   RATES="50000 100000 200000 300000"  offered HEP packets/s (UDP), signalling only
+#   RTCP_RATES="$RATES"                 offered HEP packets/s, RTCP mix ("" skips it)
+#   RTCP_INTERVAL_MS=10                 RTCP report interval per side (scaled call time)
 #   SECONDS_EACH=8                      seconds of load per rate
+#   TIME_SCALE=0.01                     loadgen --time-scale (calls 100 times shorter)
 #   SKIP_BUILD=1 BIN=path/to/callwatch  use an existing binary
-#   LEGS=5000                           open legs for the memory figure
-# Bounded: about 4 minutes with the defaults (every wait has a limit).
+#   LEGS=5000                           open legs for the memory figure (0 skips it)
+# Bounded: about 6 minutes with the defaults (every wait, loadgen included, has a limit).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 RATES=${RATES:-"50000 100000 200000 300000"}
+RTCP_RATES=${RTCP_RATES-$RATES}
+RTCP_INTERVAL_MS=${RTCP_INTERVAL_MS:-10}
 SECONDS_EACH=${SECONDS_EACH:-8}
+TIME_SCALE=${TIME_SCALE:-0.01}
 LEGS=${LEGS:-5000}
 BIN=${BIN:-target/release/callwatch}
-# Average HEP packets per loadgen call (story mix: 85 % with 7 messages, 15 % with 13).
-PACKETS_PER_CALL=7.9
 
 if [ -z "${SKIP_BUILD:-}" ]; then
     cargo build --release --bin callwatch >&2
@@ -105,50 +117,64 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$DAEMON/stat"; }
 status_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$DAEMON/status"; }
 
 echo "# callwatch HEP ingest bench: $(git rev-parse --short HEAD 2>/dev/null || echo '?'), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), $(date -u +%H:%MZ)"
-echo "# UDP, ${SECONDS_EACH} s per rate, loadgen --time-scale 0.01 (short calls), same machine"
-start_daemon
+echo "# UDP, ${SECONDS_EACH} s per rate, loadgen --pps RATE --time-scale $TIME_SCALE (short calls), same machine"
 echo "# sent/s: loadgen while starting calls; recv/s, ingest/s: received, and taken by the"
 echo "# engine, over loadgen's whole run; cpu%: the daemon's CPU over the run and the wait"
-echo "# for it to settle (100 = one core); us/pkt: CPU time per packet"
-echo "# ingested (daemon) and per packet sent (loadgen): on a loaded machine the rates"
-echo "# follow the CPU share the processes got, the CPU cost per packet much less."
-printf '%-8s %-8s %-8s %-8s %-9s %-10s %-10s %-5s %-10s %-10s %-6s\n' \
-    offered sent/s recv/s ingest/s kern_drop queue_drop unreported cpu% us/pkt_dmn us/pkt_lg rss_MB
-for rate in $RATES; do
-    cps=$(python3 -c "print(round($rate / $PACKETS_PER_CALL, 1))")
-    before=$(scrape)
-    t0_ticks=$(cpu_ticks)
-    t0=$(date +%s.%N)
-    /usr/bin/time -f "%U %S" -o "$WORK/loadgen.time" \
-        "$BIN" loadgen --target "127.0.0.1:$HEP_PORT" --cps "$cps" --concurrent 200000 \
-        --duration-s "$SECONDS_EACH" --time-scale 0.01 --seed "$rate" 2> "$WORK/loadgen.txt"
-    # Let the daemon drain its queue (bounded wait), then read.
-    prev=-1
-    for _ in $(seq 50); do
-        now=$(metric "$(scrape)" callwatch_ingest_packets_total)
-        depth=$(metric "$(scrape)" callwatch_engine_queue_depth)
-        [ "$now" = "$prev" ] && [ "$depth" = 0 ] && break
-        prev=$now
-        sleep 0.2
-    done
-    sleep 0.3 # one more look at the kernel's drop count (read every 250 ms)
-    t1=$(date +%s.%N)
-    t1_ticks=$(cpu_ticks)
-    after=$(scrape)
-    sent=$(sed -n 's/^loadgen: \([0-9]*\) HEP packets.*/\1/p' "$WORK/loadgen.txt")
-    sent_rate=$(sed -n 's/.* \([0-9]*\) packets\/s while starting calls.*/\1/p' "$WORK/loadgen.txt")
-    window=$(sed -n 's/.* over UDP in \([0-9.]*\) s,.*/\1/p' "$WORK/loadgen.txt")
-    d() { echo $(( $(metric "$after" "$@") - $(metric "$before" "$@") )); }
-    recv=$(d callwatch_ingest_packets_total 'source="hep_udp"')
-    qdrop=$(d callwatch_events_dropped_total 'sink="engine_queue"')
-    kdrop=$(d callwatch_events_dropped_total 'sink="hep_udp_socket"')
-    unreported=$(( sent - recv - kdrop ))
-    python3 - "$rate" "$sent_rate" "$recv" "$qdrop" "$kdrop" "$unreported" "$t0" "$t1" \
-        "$t0_ticks" "$t1_ticks" "$(status_kb VmRSS)" "$window" "$sent" \
-        "$(tail -1 "$WORK/loadgen.time")" <<'EOF'
+echo "# for it to settle (100 = one core); us/pkt: CPU time per packet ingested (daemon)"
+echo "# and per packet sent (loadgen: user + system from /usr/bin/time, the kernel's"
+echo "# loopback delivery included); lg_cpu%: loadgen's CPU over its run (100 = one core)."
+echo "# On a loaded machine the rates follow the CPU share the processes got, the CPU cost"
+echo "# per packet much less."
+
+# One table on a fresh daemon: each offered rate of $2, loadgen options $3 added.
+run_table() { # title rates extra-loadgen-options
+    local title=$1 rates=$2 extra=$3
+    echo
+    echo "## $title (load $(cut -d' ' -f1-3 /proc/loadavg))"
+    start_daemon
+    printf '%-8s %-8s %-8s %-8s %-9s %-10s %-10s %-5s %-10s %-10s %-7s %-6s\n' \
+        offered sent/s recv/s ingest/s kern_drop queue_drop unreported cpu% us/pkt_dmn \
+        us/pkt_lg lg_cpu% rss_MB
+    for rate in $rates; do
+        before=$(scrape)
+        t0_ticks=$(cpu_ticks)
+        t0=$(date +%s.%N)
+        # shellcheck disable=SC2086 # $extra is a list of options
+        if ! timeout $((SECONDS_EACH + 60)) /usr/bin/time -f "%U %S %e" -o "$WORK/loadgen.time" \
+            "$BIN" loadgen --target "127.0.0.1:$HEP_PORT" --pps "$rate" --concurrent 200000 \
+            --duration-s "$SECONDS_EACH" --time-scale "$TIME_SCALE" --seed "$rate" $extra \
+            2> "$WORK/loadgen.txt"; then
+            echo "loadgen failed or timed out:" >&2; cat "$WORK/loadgen.txt" >&2; exit 1
+        fi
+        # Let the daemon drain its queue (bounded wait), then read.
+        prev=-1
+        for _ in $(seq 50); do
+            m=$(scrape)
+            now=$(metric "$m" callwatch_ingest_packets_total)
+            depth=$(metric "$m" callwatch_engine_queue_depth)
+            [ "$now" = "$prev" ] && [ "$depth" = 0 ] && break
+            prev=$now
+            sleep 0.2
+        done
+        sleep 0.3 # one more look at the kernel's drop count (read every 250 ms)
+        t1=$(date +%s.%N)
+        t1_ticks=$(cpu_ticks)
+        after=$(scrape)
+        sent=$(sed -n 's/^loadgen: \([0-9]*\) HEP packets.*/\1/p' "$WORK/loadgen.txt")
+        sent_rate=$(sed -n 's/.* \([0-9]*\) packets\/s while starting calls.*/\1/p' "$WORK/loadgen.txt")
+        window=$(sed -n 's/.* over UDP in \([0-9.]*\) s,.*/\1/p' "$WORK/loadgen.txt")
+        d() { echo $(( $(metric "$after" "$@") - $(metric "$before" "$@") )); }
+        recv=$(d callwatch_ingest_packets_total 'source="hep_udp"')
+        qdrop=$(d callwatch_events_dropped_total 'sink="engine_queue"')
+        kdrop=$(d callwatch_events_dropped_total 'sink="hep_udp_socket"')
+        unreported=$(( sent - recv - kdrop ))
+        python3 - "$rate" "$sent_rate" "$recv" "$qdrop" "$kdrop" "$unreported" "$t0" "$t1" \
+            "$t0_ticks" "$t1_ticks" "$(status_kb VmRSS)" "$window" "$sent" \
+            "$(tail -1 "$WORK/loadgen.time")" <<'EOF'
 import sys
 rate, sent_rate, recv, qdrop, kdrop, unrep, t0, t1, c0, c1, rss, window, sent, lg = sys.argv[1:]
-lg_cpu = sum(float(x) for x in lg.split())
+lg_user, lg_sys, lg_wall = (float(x) for x in lg.split())
+lg_cpu = lg_user + lg_sys
 span = float(t1) - float(t0)
 sent, recv, qdrop = int(sent), int(recv), int(qdrop)
 # Rates over the time loadgen took for all it sent (calls started, then wound down);
@@ -160,11 +186,24 @@ cpu_s = (int(c1) - int(c0)) / 100
 cpu = cpu_s / span * 100
 us_dmn = cpu_s * 1e6 / max(1, recv - qdrop)
 us_lg = lg_cpu * 1e6 / max(1, sent)
+lg_share = lg_cpu / max(lg_wall, 1e-9) * 100
 print(f"{int(rate):<8} {int(sent_rate):<8} {recv_rate:<8.0f} {ingest_rate:<8.0f} {int(kdrop):<9} "
-      f"{qdrop:<10} {int(unrep):<10} {cpu:<5.0f} {us_dmn:<10.1f} {us_lg:<10.1f} {int(rss)/1024:<6.0f}")
+      f"{qdrop:<10} {int(unrep):<10} {cpu:<5.0f} {us_dmn:<10.1f} {us_lg:<10.2f} "
+      f"{lg_share:<7.0f} {int(rss)/1024:<6.0f}")
 EOF
-done
-stop_daemon
+    done
+    sed -n 's/^loadgen: \([0-9]*\) of the packets RTCP.*/# last rate: \1 of its packets RTCP/p' \
+        "$WORK/loadgen.txt"
+    stop_daemon
+}
+
+run_table "signalling only (SIP)" "$RATES" ""
+if [ -n "$RTCP_RATES" ]; then
+    run_table "RTCP mix (--rtcp-interval-ms $RTCP_INTERVAL_MS)" "$RTCP_RATES" \
+        "--rtcp-interval-ms $RTCP_INTERVAL_MS"
+fi
+echo "# load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ "$LEGS" = 0 ]; then exit 0; fi
 
 echo
 echo "# memory with $LEGS concurrent open legs (fresh daemon; loadgen at 1,000 calls/s, real call lengths)"
@@ -173,7 +212,7 @@ sleep 1
 rss0=$(status_kb VmRSS)
 cps=1000
 secs=$(( LEGS / cps ))
-"$BIN" loadgen --target "127.0.0.1:$HEP_PORT" --cps "$cps" --concurrent "$LEGS" \
+timeout 90 "$BIN" loadgen --target "127.0.0.1:$HEP_PORT" --cps "$cps" --concurrent "$LEGS" \
     --duration-s 60 --time-scale 1 --seed 7 2> "$WORK/loadgen_legs.txt" &
 LG=$!
 # Calls ring 1-20 s and talk 5-30 s: after $secs s nearly every call started is still open.
@@ -183,6 +222,8 @@ open=$(( $(metric "$m" callwatch_legs_ringing) + $(metric "$m" callwatch_legs_ac
 rss1=$(status_kb VmRSS)
 hwm=$(status_kb VmHWM)
 kill -INT "$LG" 2>/dev/null || true
+for _ in $(seq 50); do kill -0 "$LG" 2>/dev/null || break; sleep 0.1; done
+kill -KILL "$LG" 2>/dev/null || true
 wait "$LG" 2>/dev/null || true
 msgs=$(sed -n 's/^loadgen: \([0-9]*\) HEP packets (\([0-9]*\) bytes).*/\1/p' "$WORK/loadgen_legs.txt")
 bytes=$(sed -n 's/^loadgen: \([0-9]*\) HEP packets (\([0-9]*\) bytes).*/\2/p' "$WORK/loadgen_legs.txt")
