@@ -156,18 +156,18 @@ struct ByeSeen {
 struct Leg {
     rec: LegRecord,
     state: LegState,
-    caller_tag: Vec<u8>,
-    callee_tag: Option<Vec<u8>>,
+    caller_tag: Box<[u8]>,
+    callee_tag: Option<Box<[u8]>>,
     /// The agent is the called party of the dialog (inbound, or the callee of an internal call).
     agent_is_callee: bool,
     invite_cseq: u32,
-    invite_branches: SmallVec<[Vec<u8>; 4]>,
+    invite_branches: Branches,
     /// Via count of the INVITE copy delivered closest to the phone.
-    phone_vias: usize,
+    phone_vias: u32,
     /// The dialled user (Request-URI user of the first INVITE copy).
-    dialled: Option<Vec<u8>>,
+    dialled: Option<Box<[u8]>>,
     /// The To user of the initial INVITE: what the caller dialled (a queue or a direct line).
-    to_user: Option<Vec<u8>>,
+    to_user: Option<Box<[u8]>>,
     copies: Copies,
     cancel_at: Option<CaptureTime>,
     bye: Option<ByeSeen>,
@@ -175,7 +175,7 @@ struct Leg {
     holds: HoldTracker,
     media: LegMedia,
     /// The RTP addresses this leg's SDP announced (keys of `Engine::media_addrs`).
-    media_addrs: SmallVec<[SocketAddr; 4]>,
+    media_addrs: SmallVec<[SocketAddr; 2]>,
     /// A media-timeout deadline is pending.
     media_timer: bool,
     last_event_at: CaptureTime,
@@ -186,7 +186,7 @@ impl Leg {
         if self.agent_is_callee {
             self.callee_tag.as_deref()
         } else {
-            Some(&self.caller_tag)
+            Some(&*self.caller_tag)
         }
     }
 
@@ -221,15 +221,97 @@ impl Leg {
     fn matches_dialog(&self, a: &[u8], b: &[u8]) -> bool {
         match &self.callee_tag {
             Some(callee) => {
-                (self.caller_tag == a && callee.as_slice() == b)
-                    || (self.caller_tag == b && callee.as_slice() == a)
+                (*self.caller_tag == *a && **callee == *b)
+                    || (*self.caller_tag == *b && **callee == *a)
             }
             None => false,
         }
     }
 }
 
-type LegKey = (Vec<u8>, Vec<u8>, String);
+/// INVITE branches remembered per leg (copies on both sides of proxies, forks).
+const MAX_BRANCHES: usize = 4;
+
+/// The Via branches of a leg's INVITE copies, in one allocation: each branch is its
+/// length (two bytes, big-endian) then its bytes.
+#[derive(Default)]
+struct Branches {
+    bytes: Vec<u8>,
+}
+
+impl Branches {
+    fn iter(&self) -> impl Iterator<Item = &[u8]> {
+        let mut rest = self.bytes.as_slice();
+        std::iter::from_fn(move || {
+            let (len, tail) = rest.split_first_chunk::<2>()?;
+            let (branch, tail) = tail.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
+            rest = tail;
+            Some(branch)
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    fn contains(&self, branch: &[u8]) -> bool {
+        self.iter().any(|b| b == branch)
+    }
+
+    /// Adds a branch (one longer than 65,535 bytes cannot come in a SIP message over
+    /// UDP or HEP; it is ignored).
+    fn push(&mut self, branch: &[u8]) {
+        let Ok(len) = u16::try_from(branch.len()) else {
+            return;
+        };
+        self.bytes.reserve_exact(2 + branch.len());
+        self.bytes.extend_from_slice(&len.to_be_bytes());
+        self.bytes.extend_from_slice(branch);
+    }
+}
+
+/// The message's Via count, saturated to 32 bits.
+fn via_count(msg: &SipMessage<'_>) -> u32 {
+    u32::try_from(msg.via_count()).unwrap_or(u32::MAX)
+}
+
+/// Set in an [`addr_key`] that is a hash.
+const ADDR_KEY_HASHED: u64 = 1 << 63;
+
+/// The key of an SDP address in `Engine::media_addrs`: an IPv4 address and port packed
+/// exactly (48 bits), any other address a keyed hash of it with the top bit set.
+fn addr_key(hasher: &foldhash::fast::RandomState, addr: SocketAddr) -> u64 {
+    match addr {
+        SocketAddr::V4(a) => u64::from(a.ip().to_bits()) << 16 | u64::from(a.port()),
+        SocketAddr::V6(_) => {
+            use std::hash::BuildHasher;
+            hasher.hash_one(addr) | ADDR_KEY_HASHED
+        }
+    }
+}
+
+/// A leg and the party of it that announced an address, in one word.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct AddrOwner(u64);
+
+impl AddrOwner {
+    fn new(leg: u64, party: Party) -> AddrOwner {
+        AddrOwner(leg << 1 | u64::from(party == Party::Customer))
+    }
+
+    fn leg(self) -> u64 {
+        self.0 >> 1
+    }
+
+    fn party(self) -> Party {
+        if self.0 & 1 == 1 {
+            Party::Customer
+        } else {
+            Party::Agent
+        }
+    }
+}
+
 /// An RTP stream: source, destination, SSRC. Looked up once per RTP packet, so an
 /// IPv4 stream (nearly all of them) is one packed `u128` (address and port of each end,
 /// then the SSRC: 32 + 16 + 32 + 16 + 32 bits) that hashes as two words, instead of
@@ -260,9 +342,13 @@ type StreamOwners = SmallVec<[(u64, usize); 2]>;
 /// The detection core. See the module docs.
 pub struct Engine {
     settings: EngineSettings,
-    legs: HashMap<u64, Leg>,
-    by_key: HashMap<LegKey, u64>,
-    by_call: HashMap<Vec<u8>, SmallVec<[u64; 2]>>,
+    /// Boxed: the table runs partly empty, so its slots stay small.
+    legs: HashMap<u64, Box<Leg>>,
+    /// The legs of each Call-ID, keyed by a hash of the Call-ID (no copy of it): legs
+    /// whose Call-IDs collide share an entry, and every lookup checks the leg's own
+    /// Call-ID ([`Engine::call_legs`]).
+    by_call: HashMap<u64, SmallVec<[u64; 2]>>,
+    hasher: foldhash::fast::RandomState,
     next_leg: u64,
     deadlines: Deadlines,
     events: VecDeque<Event>,
@@ -271,8 +357,9 @@ pub struct Engine {
     customer_order: VecDeque<Vec<u8>>,
     /// RTP stream (source, destination, SSRC) → leg and stream index.
     streams: HashMap<StreamKey, StreamOwners>,
-    /// Where a party of a leg receives RTP, from its SDP → leg and party.
-    media_addrs: HashMap<SocketAddr, SmallVec<[(u64, Party); 2]>>,
+    /// Where a party of a leg receives RTP, from its SDP → leg and party
+    /// ([`AddrOwner`]), keyed by [`addr_key`]; see [`Engine::addr_owners`].
+    media_addrs: HashMap<u64, SmallVec<[AddrOwner; 2]>>,
     registrations: Registrations,
     /// Registration expiry deadlines: timer id → (agent, generation).
     reg_timers: HashMap<u64, (String, u64)>,
@@ -284,8 +371,8 @@ impl Engine {
         Engine {
             settings,
             legs: HashMap::default(),
-            by_key: HashMap::default(),
             by_call: HashMap::default(),
+            hasher: foldhash::fast::RandomState::default(),
             next_leg: 1,
             deadlines: Deadlines::default(),
             events: VecDeque::new(),
@@ -483,8 +570,12 @@ impl Engine {
         for (agent, agent_is_callee) in sides {
             let Some(agent) = agent else { continue };
             let agent = String::from_utf8_lossy(&agent).into_owned();
-            let key: LegKey = (call_id.to_vec(), from_tag.to_vec(), agent.clone());
-            if let Some(&id) = self.by_key.get(&key) {
+            let existing = self.call_legs(call_id).into_iter().find(|id| {
+                self.legs
+                    .get(id)
+                    .is_some_and(|l| *l.caller_tag == *from_tag && l.rec.agent == agent)
+            });
+            if let Some(id) = existing {
                 self.on_invite_copy(id, pkt, msg, cseq);
                 continue;
             }
@@ -562,14 +653,14 @@ impl Engine {
             let mut leg = Leg {
                 rec,
                 state: LegState::Ringing,
-                caller_tag: from_tag.to_vec(),
+                caller_tag: from_tag.into(),
                 callee_tag: None,
                 agent_is_callee,
                 invite_cseq: cseq,
-                invite_branches: SmallVec::new(),
-                phone_vias: msg.via_count(),
-                dialled: ruri_user.clone(),
-                to_user: to_user.clone(),
+                invite_branches: Branches::default(),
+                phone_vias: via_count(msg),
+                dialled: ruri_user.as_deref().map(Box::from),
+                to_user: to_user.as_deref().map(Box::from),
                 copies: Copies::default(),
                 cancel_at: None,
                 bye: None,
@@ -583,14 +674,14 @@ impl Engine {
             leg.copies
                 .first_time(fingerprint(&[from_tag, &cseq.to_be_bytes(), b"INVITE"]));
             if let Some(b) = msg.top_via().and_then(|v| v.branch) {
-                leg.invite_branches.push(b.to_vec());
+                leg.invite_branches.push(b);
             }
             self.stats.legs_created += 1;
             let src = pkt.source;
             let at = pkt.at;
-            self.legs.insert(id, leg);
-            self.by_key.insert(key, id);
-            self.by_call.entry(call_id.to_vec()).or_default().push(id);
+            self.legs.insert(id, Box::new(leg));
+            let call_key = self.call_key(call_id);
+            self.by_call.entry(call_key).or_default().push(id);
             let offerer = if agent_is_callee {
                 Party::Customer
             } else {
@@ -624,13 +715,11 @@ impl Engine {
             return;
         };
         if let Some(b) = msg.top_via().and_then(|v| v.branch) {
-            if leg.invite_branches.len() < 4
-                && !leg.invite_branches.iter().any(|x| x.as_slice() == b)
-            {
-                leg.invite_branches.push(b.to_vec());
+            if leg.invite_branches.len() < MAX_BRANCHES && !leg.invite_branches.contains(b) {
+                leg.invite_branches.push(b);
             }
         }
-        let vias = msg.via_count();
+        let vias = via_count(msg);
         if leg.agent_is_callee && vias > leg.phone_vias {
             // The copy with more Vias travelled further: closer to the phone.
             leg.phone_vias = vias;
@@ -642,10 +731,8 @@ impl Engine {
         if cseq > leg.invite_cseq && leg.state == LegState::Ringing {
             leg.invite_cseq = cseq;
         }
-        let caller_tag = leg.caller_tag.clone();
-        let _ = leg
-            .copies
-            .first_time(fingerprint(&[&caller_tag, &cseq.to_be_bytes(), b"INVITE"]));
+        let fp = fingerprint(&[&leg.caller_tag, &cseq.to_be_bytes(), b"INVITE"]);
+        let _ = leg.copies.first_time(fp);
     }
 
     fn on_cancel(
@@ -656,7 +743,7 @@ impl Engine {
         from_tag: &[u8],
         cseq: u32,
     ) {
-        let branch = msg.top_via().and_then(|v| v.branch).map(<[u8]>::to_vec);
+        let branch = msg.top_via().and_then(|v| v.branch);
         let ruri_user = match msg.start_line() {
             StartLine::Request { uri, .. } => uri.user_unescaped().map(|u| u.into_owned()),
             _ => None,
@@ -667,7 +754,7 @@ impl Engine {
             .filter(|id| {
                 self.legs
                     .get(id)
-                    .is_some_and(|l| l.caller_tag == from_tag && l.invite_cseq == cseq)
+                    .is_some_and(|l| *l.caller_tag == *from_tag && l.invite_cseq == cseq)
             })
             .collect();
         let strong: SmallVec<[u64; 2]> = candidates
@@ -675,9 +762,7 @@ impl Engine {
             .copied()
             .filter(|id| {
                 self.legs.get(id).is_some_and(|l| {
-                    branch
-                        .as_ref()
-                        .is_some_and(|b| l.invite_branches.contains(b))
+                    branch.is_some_and(|b| l.invite_branches.contains(b))
                         || ruri_user.as_deref() == Some(l.rec.agent.as_bytes())
                 })
             })
@@ -796,7 +881,7 @@ impl Engine {
                 .call_legs(&replaces)
                 .into_iter()
                 .filter_map(|id| self.legs.get(&id))
-                .find_map(|l| l.dialled.clone());
+                .find_map(|l| l.dialled.as_deref().map(<[u8]>::to_vec));
             if consultation.is_some() {
                 return consultation;
             }
@@ -831,12 +916,11 @@ impl Engine {
                 continue;
             };
             let to_initial =
-                method == Method::Invite && leg.caller_tag == from_tag && cseq == leg.invite_cseq;
+                method == Method::Invite && *leg.caller_tag == *from_tag && cseq == leg.invite_cseq;
             if to_initial && (leg.state == LegState::Ringing || leg.callee_tag.as_deref() == to_tag)
             {
                 let strong = (to_tag.is_some() && leg.callee_tag.as_deref() == to_tag)
-                    || branch
-                        .is_some_and(|b| leg.invite_branches.iter().any(|x| x.as_slice() == b))
+                    || branch.is_some_and(|b| leg.invite_branches.contains(b))
                     || contact_user.as_deref() == Some(leg.rec.agent.as_bytes())
                     || leg.rec.phone == Some(pkt.src);
                 if strong {
@@ -917,7 +1001,7 @@ impl Engine {
         let from_phone = leg.rec.phone == Some(pkt.src);
         if let Some(t) = to_tag {
             if leg.callee_tag.is_none() || (200..300).contains(&code) {
-                leg.callee_tag = Some(t.to_vec());
+                leg.callee_tag = Some(t.into());
             }
         }
         let answerer = if leg.agent_is_callee {
@@ -1166,16 +1250,44 @@ impl Engine {
         // An address is shared by the legs of an internal call (both agents announce
         // to each other) and may be reused by a later call once the earlier leg ended.
         let legs = &self.legs;
-        let owners = self.media_addrs.entry(addr).or_default();
-        owners.retain(|(owner, _)| {
-            *owner != id && legs.get(owner).is_some_and(|l| l.state != LegState::Ended)
+        let owners = self
+            .media_addrs
+            .entry(addr_key(&self.hasher, addr))
+            .or_default();
+        owners.retain(|o| {
+            o.leg() != id
+                && legs
+                    .get(&o.leg())
+                    .is_some_and(|l| l.state != LegState::Ended)
         });
         // Open legs sharing one address are an internal call (two) or a switch that
         // reuses a port; past a few, the newest announcer wins so the list stays short.
         if owners.len() >= MAX_OWNERS_PER_ADDR {
             owners.remove(0);
         }
-        owners.push((id, party));
+        owners.push(AddrOwner::new(id, party));
+    }
+
+    /// The legs (and their party) whose SDP announced `addr`. A key that is a hash
+    /// (not IPv4) may be shared by another address: those owners are left out by
+    /// checking the leg's own addresses.
+    fn addr_owners(&self, addr: SocketAddr) -> SmallVec<[(u64, Party); 2]> {
+        let key = addr_key(&self.hasher, addr);
+        let Some(owners) = self.media_addrs.get(&key) else {
+            return SmallVec::new();
+        };
+        let exact = key & ADDR_KEY_HASHED == 0;
+        owners
+            .iter()
+            .map(|o| (o.leg(), o.party()))
+            .filter(|(id, _)| {
+                exact
+                    || self
+                        .legs
+                        .get(id)
+                        .is_some_and(|l| l.media_addrs.contains(&addr))
+            })
+            .collect()
     }
 
     fn on_media(&mut self, pkt: &Captured<'_>) {
@@ -1233,7 +1345,7 @@ impl Engine {
                 addr,
                 SocketAddr::new(addr.ip(), addr.port().wrapping_sub(1)),
             ] {
-                for &(id, _) in self.media_addrs.get(&a).into_iter().flatten() {
+                for (id, _) in self.addr_owners(a) {
                     if !legs.contains(&id) {
                         legs.push(id);
                     }
@@ -1295,12 +1407,12 @@ impl Engine {
     /// An internal call's stream belongs to both agents' legs.
     fn open_streams(&mut self, pkt: &Captured<'_>, key: StreamKey, ssrc: u32) -> StreamOwners {
         let mut parties: SmallVec<[(u64, Party); 2]> = self
-            .media_addrs
-            .get(&pkt.dst)
-            .map(|v| v.iter().map(|&(id, to)| (id, to.other())).collect())
-            .unwrap_or_default();
+            .addr_owners(pkt.dst)
+            .into_iter()
+            .map(|(id, to)| (id, to.other()))
+            .collect();
         if parties.is_empty() {
-            parties = self.media_addrs.get(&pkt.src).cloned().unwrap_or_default();
+            parties = self.addr_owners(pkt.src);
         }
         let mut owners = StreamOwners::new();
         for (id, from) in parties {
@@ -1543,24 +1655,20 @@ impl Engine {
                 }
             }
         }
-        for addr in &leg.media_addrs {
-            if let Some(owners) = self.media_addrs.get_mut(addr) {
-                owners.retain(|(owner, _)| *owner != id);
+        for &addr in &leg.media_addrs {
+            let key = addr_key(&self.hasher, addr);
+            if let Some(owners) = self.media_addrs.get_mut(&key) {
+                owners.retain(|o| o.leg() != id);
                 if owners.is_empty() {
-                    self.media_addrs.remove(addr);
+                    self.media_addrs.remove(&key);
                 }
             }
         }
-        let key: LegKey = (
-            leg.rec.call_id.clone(),
-            leg.caller_tag.clone(),
-            leg.rec.agent.clone(),
-        );
-        self.by_key.remove(&key);
-        if let Some(ids) = self.by_call.get_mut(&leg.rec.call_id) {
+        let call_key = self.call_key(&leg.rec.call_id);
+        if let Some(ids) = self.by_call.get_mut(&call_key) {
             ids.retain(|x| *x != id);
             if ids.is_empty() {
-                self.by_call.remove(&leg.rec.call_id);
+                self.by_call.remove(&call_key);
             }
         }
     }
@@ -1695,8 +1803,20 @@ impl Engine {
         }
     }
 
+    /// The legs of `call_id`, oldest first.
     fn call_legs(&self, call_id: &[u8]) -> SmallVec<[u64; 2]> {
-        self.by_call.get(call_id).cloned().unwrap_or_default()
+        let Some(ids) = self.by_call.get(&self.call_key(call_id)) else {
+            return SmallVec::new();
+        };
+        ids.iter()
+            .copied()
+            .filter(|id| self.legs.get(id).is_some_and(|l| l.rec.call_id == call_id))
+            .collect()
+    }
+
+    fn call_key(&self, call_id: &[u8]) -> u64 {
+        use std::hash::BuildHasher;
+        self.hasher.hash_one(call_id)
     }
 
     fn is_survey(&self, user: &[u8]) -> bool {

@@ -21,8 +21,15 @@ pub enum HoldChange {
     Ended(Party),
 }
 
+/// The offers and episodes of one leg. Boxed (8 bytes in the leg): most legs never
+/// see a re-INVITE or UPDATE offer.
 #[derive(Clone, Debug, Default)]
 pub struct HoldTracker {
+    state: Option<Box<Tracked>>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Tracked {
     pending: Vec<Offer>,
     episodes: Vec<Hold>,
 }
@@ -32,26 +39,29 @@ const MAX_EPISODES: usize = 64;
 
 impl HoldTracker {
     pub fn on_offer(&mut self, by: Party, cseq: u32, hold: bool, at: CaptureTime) {
-        if self.pending.len() == MAX_PENDING {
-            self.pending.remove(0);
+        let t = self.state.get_or_insert_with(Box::default);
+        if t.pending.len() == MAX_PENDING {
+            t.pending.remove(0);
         }
-        self.pending.push(Offer { cseq, by, hold, at });
+        t.pending.push(Offer { cseq, by, hold, at });
     }
 
     /// A final response to the request with `cseq` sent by `by`.
     pub fn on_answer(&mut self, by: Party, cseq: u32, status: u16) -> Option<HoldChange> {
-        let i = self
+        let t = self.state.as_deref_mut()?;
+        let i = t
             .pending
             .iter()
             .position(|o| o.cseq == cseq && o.by == by)?;
-        let offer = self.pending.remove(i);
+        let offer = t.pending.remove(i);
         if !(200..300).contains(&status) {
             return None;
         }
         let open = self.open_index(offer.by);
+        let t = self.state.as_deref_mut()?;
         match (offer.hold, open) {
-            (true, None) if self.episodes.len() < MAX_EPISODES => {
-                self.episodes.push(Hold {
+            (true, None) if t.episodes.len() < MAX_EPISODES => {
+                t.episodes.push(Hold {
                     start_at: offer.at,
                     end_at: None,
                     by: offer.by,
@@ -59,7 +69,7 @@ impl HoldTracker {
                 Some(HoldChange::Started(offer.by))
             }
             (false, Some(i)) => {
-                self.episodes[i].end_at = Some(offer.at.max(self.episodes[i].start_at));
+                t.episodes[i].end_at = Some(offer.at.max(t.episodes[i].start_at));
                 Some(HoldChange::Ended(offer.by))
             }
             _ => None,
@@ -67,22 +77,25 @@ impl HoldTracker {
     }
 
     fn open_index(&self, by: Party) -> Option<usize> {
-        self.episodes
+        self.episodes()
             .iter()
             .position(|h| h.by == by && h.end_at.is_none())
     }
 
     /// The agent's episode going on now, if any.
     pub fn open_agent_hold(&self) -> Option<&Hold> {
-        self.open_index(Party::Agent).map(|i| &self.episodes[i])
+        self.open_index(Party::Agent).map(|i| &self.episodes()[i])
     }
 
     pub fn any_open(&self) -> bool {
-        self.episodes.iter().any(|h| h.end_at.is_none())
+        self.episodes().iter().any(|h| h.end_at.is_none())
     }
 
     pub fn close_all(&mut self, at: CaptureTime) {
-        for h in &mut self.episodes {
+        let Some(t) = self.state.as_deref_mut() else {
+            return;
+        };
+        for h in &mut t.episodes {
             if h.end_at.is_none() {
                 h.end_at = Some(at.max(h.start_at));
             }
@@ -90,12 +103,12 @@ impl HoldTracker {
     }
 
     pub fn episodes(&self) -> &[Hold] {
-        &self.episodes
+        self.state.as_deref().map_or(&[], |t| &t.episodes)
     }
 
     /// Total time the agent's side kept the customer on hold (what Art. 67 is about).
     pub fn agent_hold_ms(&self, now: CaptureTime) -> u64 {
-        self.episodes
+        self.episodes()
             .iter()
             .filter(|h| h.by == Party::Agent)
             .map(|h| h.ms(now))

@@ -24,20 +24,34 @@ pub struct Attempt {
     pub at: CaptureTime,
 }
 
-/// The attempts of one leg, oldest first (bounded).
+/// The attempts of one leg, oldest first (bounded). Boxed (8 bytes in the leg): most
+/// legs never transfer.
 #[derive(Clone, Debug, Default)]
 pub struct Transfers {
-    attempts: Vec<Attempt>,
+    // Boxed on purpose: 8 bytes in every leg where a `Vec` is 24.
+    #[allow(clippy::box_collection)]
+    attempts: Option<Box<Vec<Attempt>>>,
 }
 
 const MAX_ATTEMPTS: usize = 16;
 
 impl Transfers {
+    fn attempts(&self) -> &[Attempt] {
+        self.attempts.as_deref().map_or(&[], Vec::as_slice)
+    }
+
+    fn attempts_mut(&mut self) -> &mut [Attempt] {
+        self.attempts
+            .as_deref_mut()
+            .map_or(&mut [], Vec::as_mut_slice)
+    }
+
     pub fn on_refer(&mut self, cseq: u32, target: Vec<u8>, to_survey: bool, at: CaptureTime) {
-        if self.attempts.len() == MAX_ATTEMPTS {
-            self.attempts.remove(0);
+        let attempts = self.attempts.get_or_insert_with(Box::default);
+        if attempts.len() == MAX_ATTEMPTS {
+            attempts.remove(0);
         }
-        self.attempts.push(Attempt {
+        attempts.push(Attempt {
             cseq,
             target,
             to_survey,
@@ -52,10 +66,17 @@ impl Transfers {
         }
         if status == 401 || status == 407 {
             // Challenged: the REFER will come again with credentials and a new CSeq.
-            self.attempts.retain(|a| a.cseq != cseq);
+            if let Some(attempts) = self.attempts.as_deref_mut() {
+                attempts.retain(|a| a.cseq != cseq);
+            }
             return;
         }
-        if let Some(a) = self.attempts.iter_mut().rev().find(|a| a.cseq == cseq) {
+        if let Some(a) = self
+            .attempts_mut()
+            .iter_mut()
+            .rev()
+            .find(|a| a.cseq == cseq)
+        {
             if a.state == AttemptState::Pending {
                 a.state = if (200..300).contains(&status) {
                     AttemptState::Accepted
@@ -73,8 +94,8 @@ impl Transfers {
             return;
         }
         let attempt = match id {
-            Some(id) => self.attempts.iter_mut().rev().find(|a| a.cseq == id),
-            None => self.attempts.last_mut(),
+            Some(id) => self.attempts_mut().iter_mut().rev().find(|a| a.cseq == id),
+            None => self.attempts_mut().last_mut(),
         };
         if let Some(a) = attempt {
             if matches!(a.state, AttemptState::Pending | AttemptState::Accepted) {
@@ -89,7 +110,7 @@ impl Transfers {
 
     /// A BYE from either side: an accepted attempt with no final NOTIFY yet succeeded.
     pub fn on_bye(&mut self) {
-        for a in &mut self.attempts {
+        for a in self.attempts_mut() {
             if a.state == AttemptState::Accepted {
                 a.state = AttemptState::Succeeded;
             }
@@ -97,7 +118,7 @@ impl Transfers {
     }
 
     pub fn last(&self) -> Option<&Attempt> {
-        self.attempts.last()
+        self.attempts().last()
     }
 
     /// True when the customer was handed over (to the survey or elsewhere).
