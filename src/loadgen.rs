@@ -21,7 +21,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::fmt::{self, Write as _};
+use std::fmt::Write as _;
 use std::future::Future;
 use std::io::{IoSlice, Write as _};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -171,18 +171,6 @@ struct Branch<'a> {
     side: &'a str,
 }
 
-impl fmt::Display for Branch<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for c in self.method.chars() {
-            f.write_char(c.to_ascii_lowercase())?;
-        }
-        if let Some(n) = self.cseq {
-            write!(f, "{n}")?;
-        }
-        f.write_str(self.side)
-    }
-}
-
 const INV: Branch<'static> = Branch {
     method: "inv",
     cseq: None,
@@ -194,6 +182,58 @@ macro_rules! w {
     ($out:expr, $($arg:tt)*) => {
         let _ = write!($out, $($arg)*);
     };
+}
+
+/// Appends each piece (`&str`, `String`, `&[u8]`) in turn: the SIP text is assembled
+/// from pieces, not through `fmt` (a third of loadgen's CPU when it was).
+macro_rules! put {
+    ($out:expr, $($piece:expr),+ $(,)?) => {
+        { $( $out.extend_from_slice(AsRef::<[u8]>::as_ref(&$piece)); )+ }
+    };
+}
+
+/// Appends `n` in decimal.
+fn put_u(out: &mut Vec<u8>, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[at..]);
+}
+
+/// The addresses of a call as text, rendered once per call.
+#[derive(Clone, Debug, Default)]
+struct Addrs {
+    switch: String,
+    switch_ip: String,
+    phone: String,
+    phone_ip: String,
+}
+
+impl Addrs {
+    fn of(spec: &CallSpec) -> Addrs {
+        let mut a = Addrs::default();
+        a.render(spec);
+        a
+    }
+
+    fn render(&mut self, spec: &CallSpec) {
+        self.switch.clear();
+        let _ = write!(self.switch, "{}", spec.switch);
+        self.phone.clear();
+        let _ = write!(self.phone, "{}", spec.phone);
+        self.switch_ip.clear();
+        let _ = write!(self.switch_ip, "{}", spec.switch.ip());
+        self.phone_ip.clear();
+        let _ = write!(self.phone_ip, "{}", spec.phone.ip());
+    }
 }
 
 /// One inbound call from the switch to an agent's phone.
@@ -227,22 +267,30 @@ impl CallSpec {
         }
     }
 
-    fn write_via(&self, out: &mut Vec<u8>, branch: &Branch<'_>, from_phone: bool) {
-        let host = if from_phone { self.phone } else { self.switch };
-        w!(
+    fn write_via(&self, out: &mut Vec<u8>, a: &Addrs, branch: &Branch<'_>, from_phone: bool) {
+        let host = if from_phone { &a.phone } else { &a.switch };
+        put!(
             out,
-            "Via: SIP/2.0/UDP {host};branch=z9hG4bK-{}-{branch}\r\n",
-            self.call_id
+            "Via: SIP/2.0/UDP ",
+            host,
+            ";branch=z9hG4bK-",
+            self.call_id,
+            "-"
         );
+        out.extend(branch.method.bytes().map(|b| b.to_ascii_lowercase()));
+        if let Some(n) = branch.cseq {
+            put_u(out, u64::from(n));
+        }
+        put!(out, branch.side, "\r\n");
     }
 
     /// `<sip:{user}@{switch ip}>;tag={c|p}-{call_id}` of the customer or the agent.
-    fn write_party(&self, out: &mut Vec<u8>, agent: bool, tagged: bool) {
+    fn write_party(&self, out: &mut Vec<u8>, a: &Addrs, agent: bool, tagged: bool) {
         let user = if agent { &self.agent } else { &self.customer };
-        w!(out, "<sip:{user}@{}>", self.switch.ip());
+        put!(out, "<sip:", user, "@", a.switch_ip, ">");
         if tagged {
-            let t = if agent { 'p' } else { 'c' };
-            w!(out, ";tag={t}-{}", self.call_id);
+            let t = if agent { ";tag=p-" } else { ";tag=c-" };
+            put!(out, t, self.call_id);
         }
     }
 
@@ -274,16 +322,25 @@ impl CallSpec {
         (self.hash().wrapping_mul(0x9e37_79b9) ^ salt) | 1
     }
 
-    fn write_sdp(&self, out: &mut Vec<u8>, from_phone: bool) {
+    fn write_sdp(&self, out: &mut Vec<u8>, a: &Addrs, from_phone: bool) {
         let port = self.media_port(from_phone);
         let ip = if from_phone {
-            self.phone.ip()
+            &a.phone_ip
         } else {
-            self.switch.ip()
+            &a.switch_ip
         };
-        w!(
+        put!(
             out,
-            "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio {port} RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
+            "v=0\r\no=- 1 1 IN IP4 ",
+            ip,
+            "\r\ns=-\r\nc=IN IP4 ",
+            ip
+        );
+        put!(out, "\r\nt=0 0\r\nm=audio ");
+        put_u(out, u64::from(port));
+        put!(
+            out,
+            " RTP/AVP 8 101\r\na=rtpmap:8 PCMA/8000\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n"
         );
     }
 
@@ -296,90 +353,100 @@ impl CallSpec {
         let body_len = out.len() - body_at;
         let tail_at = out.len();
         if body_len > 0 {
-            w!(out, "Content-Type: {content_type}\r\n");
+            put!(out, "Content-Type: ", content_type, "\r\n");
         }
-        w!(out, "Content-Length: {body_len}\r\n\r\n");
+        put!(out, "Content-Length: ");
+        put_u(out, body_len as u64);
+        put!(out, "\r\n\r\n");
         let tail_len = out.len() - tail_at;
         out[body_at..].rotate_right(tail_len);
     }
 
-    fn write_invite(&self, out: &mut Vec<u8>) {
-        w!(out, "INVITE sip:{}@{} SIP/2.0\r\n", self.agent, self.phone);
-        self.write_via(out, &INV, false);
-        out.extend_from_slice(b"Max-Forwards: 70\r\nFrom: ");
-        self.write_party(out, false, true);
-        out.extend_from_slice(b"\r\nTo: ");
-        self.write_party(out, true, false);
-        w!(
+    fn write_invite(&self, out: &mut Vec<u8>, a: &Addrs) {
+        put!(out, "INVITE sip:", self.agent, "@", a.phone, " SIP/2.0\r\n");
+        self.write_via(out, a, &INV, false);
+        put!(out, "Max-Forwards: 70\r\nFrom: ");
+        self.write_party(out, a, false, true);
+        put!(out, "\r\nTo: ");
+        self.write_party(out, a, true, false);
+        put!(
             out,
-            "\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\nContact: <sip:{}@{}>\r\nUser-Agent: callwatch-loadgen\r\n",
+            "\r\nCall-ID: ",
             self.call_id,
+            "\r\nCSeq: 1 INVITE\r\nContact: <sip:",
             self.customer,
-            self.switch
+            "@",
+            a.switch,
+            ">\r\nUser-Agent: callwatch-loadgen\r\n"
         );
-        Self::write_tail(out, |o| self.write_sdp(o, false), "application/sdp");
+        Self::write_tail(out, |o| self.write_sdp(o, a, false), "application/sdp");
     }
 
-    fn write_invite_response(&self, out: &mut Vec<u8>, code: u16, reason: &str) {
-        w!(out, "SIP/2.0 {code} {reason}\r\n");
-        self.write_via(out, &INV, false);
-        out.extend_from_slice(b"From: ");
-        self.write_party(out, false, true);
-        out.extend_from_slice(b"\r\nTo: ");
-        self.write_party(out, true, code != 100);
-        w!(
+    fn write_invite_response(&self, out: &mut Vec<u8>, a: &Addrs, code: u16, reason: &str) {
+        put!(out, "SIP/2.0 ");
+        put_u(out, u64::from(code));
+        put!(out, " ", reason, "\r\n");
+        self.write_via(out, a, &INV, false);
+        put!(out, "From: ");
+        self.write_party(out, a, false, true);
+        put!(out, "\r\nTo: ");
+        self.write_party(out, a, true, code != 100);
+        put!(
             out,
-            "\r\nCall-ID: {}\r\nCSeq: 1 INVITE\r\nContact: <sip:{}@{}>\r\n",
+            "\r\nCall-ID: ",
             self.call_id,
+            "\r\nCSeq: 1 INVITE\r\nContact: <sip:",
             self.agent,
-            self.phone
+            "@",
+            a.phone,
+            ">\r\n"
         );
         Self::write_tail(
             out,
             |o| {
                 if code == 200 {
-                    self.write_sdp(o, true)
+                    self.write_sdp(o, a, true)
                 }
             },
             "application/sdp",
         );
     }
 
-    fn write_ack(&self, out: &mut Vec<u8>, branch: &str) {
-        w!(out, "ACK sip:{}@{} SIP/2.0\r\n", self.agent, self.phone);
+    fn write_ack(&self, out: &mut Vec<u8>, a: &Addrs, branch: &str) {
+        put!(out, "ACK sip:", self.agent, "@", a.phone, " SIP/2.0\r\n");
         let b = Branch {
             method: branch,
             cseq: None,
             side: "",
         };
-        self.write_via(out, &b, false);
-        out.extend_from_slice(b"Max-Forwards: 70\r\nFrom: ");
-        self.write_party(out, false, true);
-        out.extend_from_slice(b"\r\nTo: ");
-        self.write_party(out, true, true);
-        w!(out, "\r\nCall-ID: {}\r\nCSeq: 1 ACK\r\n", self.call_id);
+        self.write_via(out, a, &b, false);
+        put!(out, "Max-Forwards: 70\r\nFrom: ");
+        self.write_party(out, a, false, true);
+        put!(out, "\r\nTo: ");
+        self.write_party(out, a, true, true);
+        put!(out, "\r\nCall-ID: ", self.call_id, "\r\nCSeq: 1 ACK\r\n");
         Self::write_tail(out, |_| {}, "");
     }
 
-    fn write_cancel(&self, out: &mut Vec<u8>) {
-        w!(out, "CANCEL sip:{}@{} SIP/2.0\r\n", self.agent, self.phone);
-        self.write_via(out, &INV, false);
-        out.extend_from_slice(b"Max-Forwards: 70\r\nFrom: ");
-        self.write_party(out, false, true);
-        out.extend_from_slice(b"\r\nTo: ");
-        self.write_party(out, true, false);
-        w!(out, "\r\nCall-ID: {}\r\nCSeq: 1 CANCEL\r\n", self.call_id);
+    fn write_cancel(&self, out: &mut Vec<u8>, a: &Addrs) {
+        put!(out, "CANCEL sip:", self.agent, "@", a.phone, " SIP/2.0\r\n");
+        self.write_via(out, a, &INV, false);
+        put!(out, "Max-Forwards: 70\r\nFrom: ");
+        self.write_party(out, a, false, true);
+        put!(out, "\r\nTo: ");
+        self.write_party(out, a, true, false);
+        put!(out, "\r\nCall-ID: ", self.call_id, "\r\nCSeq: 1 CANCEL\r\n");
         Self::write_tail(out, |_| {}, "");
     }
 
-    fn write_cancel_ok(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"SIP/2.0 200 OK\r\n");
-        self.write_via(out, &INV, false);
-        out.extend_from_slice(b"From: ");
-        self.write_party(out, false, true);
-        out.extend_from_slice(b"\r\nTo: ");
-        self.write_party(out, true, true);
-        w!(out, "\r\nCall-ID: {}\r\nCSeq: 1 CANCEL\r\n", self.call_id);
+    fn write_cancel_ok(&self, out: &mut Vec<u8>, a: &Addrs) {
+        put!(out, "SIP/2.0 200 OK\r\n");
+        self.write_via(out, a, &INV, false);
+        put!(out, "From: ");
+        self.write_party(out, a, false, true);
+        put!(out, "\r\nTo: ");
+        self.write_party(out, a, true, true);
+        put!(out, "\r\nCall-ID: ", self.call_id, "\r\nCSeq: 1 CANCEL\r\n");
         Self::write_tail(out, |_| {}, "");
     }
 
@@ -387,6 +454,7 @@ impl CallSpec {
     fn write_request(
         &self,
         out: &mut Vec<u8>,
+        a: &Addrs,
         method: &str,
         cseq: u32,
         by_agent: bool,
@@ -395,18 +463,24 @@ impl CallSpec {
         content_type: &str,
     ) {
         if by_agent {
-            w!(
+            put!(
                 out,
-                "{method} sip:{}@{} SIP/2.0\r\n",
+                method,
+                " sip:",
                 self.customer,
-                self.switch
+                "@",
+                a.switch,
+                " SIP/2.0\r\n"
             );
         } else {
-            w!(
+            put!(
                 out,
-                "{method} sip:{}@{} SIP/2.0\r\n",
+                method,
+                " sip:",
                 self.agent,
-                self.phone
+                "@",
+                a.phone,
+                " SIP/2.0\r\n"
             );
         }
         let branch = Branch {
@@ -414,16 +488,14 @@ impl CallSpec {
             cseq: Some(cseq),
             side: if by_agent { "a" } else { "c" },
         };
-        self.write_via(out, &branch, by_agent);
-        out.extend_from_slice(b"Max-Forwards: 70\r\nFrom: ");
-        self.write_party(out, by_agent, true);
-        out.extend_from_slice(b"\r\nTo: ");
-        self.write_party(out, !by_agent, true);
-        w!(
-            out,
-            "\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n",
-            self.call_id
-        );
+        self.write_via(out, a, &branch, by_agent);
+        put!(out, "Max-Forwards: 70\r\nFrom: ");
+        self.write_party(out, a, by_agent, true);
+        put!(out, "\r\nTo: ");
+        self.write_party(out, a, !by_agent, true);
+        put!(out, "\r\nCall-ID: ", self.call_id, "\r\nCSeq: ");
+        put_u(out, u64::from(cseq));
+        put!(out, " ", method, "\r\n");
         extra(out);
         Self::write_tail(out, body, content_type);
     }
@@ -431,63 +503,64 @@ impl CallSpec {
     fn write_response(
         &self,
         out: &mut Vec<u8>,
+        a: &Addrs,
         code: u16,
         method: &str,
         cseq: u32,
         by_agent: bool,
     ) {
         let reason = if code == 202 { "Accepted" } else { "OK" };
-        w!(out, "SIP/2.0 {code} {reason}\r\n");
+        put!(out, "SIP/2.0 ");
+        put_u(out, u64::from(code));
+        put!(out, " ", reason, "\r\n");
         let branch = Branch {
             method,
             cseq: Some(cseq),
             side: if by_agent { "a" } else { "c" },
         };
-        self.write_via(out, &branch, by_agent);
-        out.extend_from_slice(b"From: ");
-        self.write_party(out, by_agent, true);
-        out.extend_from_slice(b"\r\nTo: ");
-        self.write_party(out, !by_agent, true);
-        w!(
-            out,
-            "\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\n",
-            self.call_id
-        );
+        self.write_via(out, a, &branch, by_agent);
+        put!(out, "From: ");
+        self.write_party(out, a, by_agent, true);
+        put!(out, "\r\nTo: ");
+        self.write_party(out, a, !by_agent, true);
+        put!(out, "\r\nCall-ID: ", self.call_id, "\r\nCSeq: ");
+        put_u(out, u64::from(cseq));
+        put!(out, " ", method, "\r\n");
         Self::write_tail(out, |_| {}, "");
     }
 
     /// The switch's initial INVITE to the phone.
     pub fn invite(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(1024);
-        self.write_invite(&mut v);
+        self.write_invite(&mut v, &Addrs::of(self));
         v
     }
 
     /// The phone's response to the INVITE (100 has no To tag).
     pub fn invite_response(&self, code: u16, reason: &str) -> Vec<u8> {
         let mut v = Vec::with_capacity(1024);
-        self.write_invite_response(&mut v, code, reason);
+        self.write_invite_response(&mut v, &Addrs::of(self), code, reason);
         v
     }
 
     /// The switch's ACK of the answer (`branch` "ack") or of a failure (`branch` "inv").
     pub fn ack(&self, branch: &str) -> Vec<u8> {
         let mut v = Vec::with_capacity(512);
-        self.write_ack(&mut v, branch);
+        self.write_ack(&mut v, &Addrs::of(self), branch);
         v
     }
 
     /// The switch's CANCEL of the INVITE.
     pub fn cancel(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(512);
-        self.write_cancel(&mut v);
+        self.write_cancel(&mut v, &Addrs::of(self));
         v
     }
 
     /// The phone's 200 to the CANCEL.
     pub fn cancel_ok(&self) -> Vec<u8> {
         let mut v = Vec::with_capacity(512);
-        self.write_cancel_ok(&mut v);
+        self.write_cancel_ok(&mut v, &Addrs::of(self));
         v
     }
 
@@ -504,6 +577,7 @@ impl CallSpec {
         let mut v = Vec::with_capacity(512 + body.len());
         self.write_request(
             &mut v,
+            &Addrs::of(self),
             method,
             cseq,
             by_agent,
@@ -517,14 +591,18 @@ impl CallSpec {
     /// The response to an in-dialog request sent by `by_agent`'s side.
     pub fn response(&self, code: u16, method: &str, cseq: u32, by_agent: bool) -> Vec<u8> {
         let mut v = Vec::with_capacity(512);
-        self.write_response(&mut v, code, method, cseq, by_agent);
+        self.write_response(&mut v, &Addrs::of(self), code, method, cseq, by_agent);
         v
     }
 
     /// Appends the SIP text of `msg` (nothing for [`Msg::Rtcp`], which is not SIP).
     pub fn write_sip(&self, out: &mut Vec<u8>, msg: Msg) {
+        self.write_sip_with(out, &Addrs::of(self), msg)
+    }
+
+    fn write_sip_with(&self, out: &mut Vec<u8>, a: &Addrs, msg: Msg) {
         match msg {
-            Msg::Invite => self.write_invite(out),
+            Msg::Invite => self.write_invite(out, a),
             Msg::InviteResponse(code) => {
                 let reason = match code {
                     100 => "Trying",
@@ -532,33 +610,37 @@ impl CallSpec {
                     487 => "Request Terminated",
                     _ => "OK",
                 };
-                self.write_invite_response(out, code, reason)
+                self.write_invite_response(out, a, code, reason)
             }
-            Msg::Ack(answered) => self.write_ack(out, if answered { "ack" } else { "inv" }),
-            Msg::Cancel => self.write_cancel(out),
-            Msg::CancelOk => self.write_cancel_ok(out),
+            Msg::Ack(answered) => self.write_ack(out, a, if answered { "ack" } else { "inv" }),
+            Msg::Cancel => self.write_cancel(out, a),
+            Msg::CancelOk => self.write_cancel_ok(out, a),
             Msg::Bye { by_agent, cseq } => {
-                self.write_request(out, "BYE", cseq, by_agent, |_| {}, |_| {}, "")
+                self.write_request(out, a, "BYE", cseq, by_agent, |_| {}, |_| {}, "")
             }
-            Msg::ByeOk { by_agent, cseq } => self.write_response(out, 200, "BYE", cseq, by_agent),
+            Msg::ByeOk { by_agent, cseq } => {
+                self.write_response(out, a, 200, "BYE", cseq, by_agent)
+            }
             Msg::Refer => self.write_request(
                 out,
+                a,
                 "REFER",
                 1,
                 true,
                 |o| {
-                    w!(
+                    put!(
                         o,
-                        "Refer-To: <sip:96000@{}>\r\nReferred-By: ",
-                        self.switch.ip()
+                        "Refer-To: <sip:96000@",
+                        a.switch_ip,
+                        ">\r\nReferred-By: "
                     );
-                    self.write_party(o, true, false);
-                    o.extend_from_slice(b"\r\n");
+                    self.write_party(o, a, true, false);
+                    put!(o, "\r\n");
                 },
                 |_| {},
                 "",
             ),
-            Msg::ReferAccepted => self.write_response(out, 202, "REFER", 1, true),
+            Msg::ReferAccepted => self.write_response(out, a, 202, "REFER", 1, true),
             Msg::Notify { cseq, done } => {
                 let (frag, state) = if done {
                     ("200 OK", "terminated;reason=noresource")
@@ -567,19 +649,16 @@ impl CallSpec {
                 };
                 self.write_request(
                     out,
+                    a,
                     "NOTIFY",
                     cseq,
                     false,
-                    |o| {
-                        w!(o, "Event: refer\r\nSubscription-State: {state}\r\n");
-                    },
-                    |o| {
-                        w!(o, "SIP/2.0 {frag}\r\n");
-                    },
+                    |o| put!(o, "Event: refer\r\nSubscription-State: ", state, "\r\n"),
+                    |o| put!(o, "SIP/2.0 ", frag, "\r\n"),
                     "message/sipfrag;version=2.0",
                 )
             }
-            Msg::NotifyOk { cseq } => self.write_response(out, 200, "NOTIFY", cseq, false),
+            Msg::NotifyOk { cseq } => self.write_response(out, a, 200, "NOTIFY", cseq, false),
             Msg::Rtcp { .. } => {}
         }
     }
@@ -721,10 +800,11 @@ impl CallSpec {
     pub fn steps(&self, story: Story) -> Vec<Step> {
         let mut plan = Vec::with_capacity(14);
         self.plan(story, None, &mut plan);
+        let a = Addrs::of(self);
         plan.iter()
             .map(|p| {
                 let mut sip = Vec::with_capacity(1024);
-                self.write_sip(&mut sip, p.msg);
+                self.write_sip_with(&mut sip, &a, p.msg);
                 Step {
                     after_ms: p.after_ms,
                     from_phone: p.from_phone,
@@ -939,6 +1019,19 @@ pub fn write_frame(
     capture_id: u32,
     auth: Option<&[u8]>,
 ) -> bool {
+    write_frame_with(out, spec, &Addrs::of(spec), p, wall, capture_id, auth)
+}
+
+/// [`write_frame`] with the call's addresses already rendered.
+fn write_frame_with(
+    out: &mut Vec<u8>,
+    spec: &CallSpec,
+    a: &Addrs,
+    p: &Planned,
+    wall: (u32, u32),
+    capture_id: u32,
+    auth: Option<&[u8]>,
+) -> bool {
     let (src, dst, proto) = match p.msg {
         Msg::Rtcp { from_phone, .. } => {
             let rtcp = |a: SocketAddr| SocketAddr::new(a.ip(), a.port().wrapping_add(1));
@@ -983,7 +1076,7 @@ pub fn write_frame(
             from_phone,
             talk_ms,
         } => spec.write_rtcp(out, from_phone, talk_ms, wall),
-        m => spec.write_sip(out, m),
+        m => spec.write_sip_with(out, a, m),
     }
     let len = u16::try_from(out.len() - payload_chunk).unwrap_or(u16::MAX);
     out[payload_chunk + 4..payload_chunk + 6].copy_from_slice(&len.to_be_bytes());
@@ -1097,6 +1190,7 @@ impl Link {
 /// A call in flight: its parameters, its schedule and the next message.
 struct Slot {
     spec: CallSpec,
+    addrs: Addrs,
     plan: Vec<Planned>,
     next: usize,
     /// When the call started, µs after the run started.
@@ -1164,6 +1258,7 @@ fn generate(opts: &LoadgenOptions, stop: &AtomicBool) -> anyhow::Result<LoadgenR
                 let slot = free.pop().unwrap_or_else(|| {
                     slots.push(Slot {
                         spec: CallSpec::blank(),
+                        addrs: Addrs::default(),
                         plan: Vec::new(),
                         next: 0,
                         t0_us: 0,
@@ -1174,6 +1269,7 @@ fn generate(opts: &LoadgenOptions, stop: &AtomicBool) -> anyhow::Result<LoadgenR
                 let story =
                     draw_call_into(&mut rng, report.calls_started, run_id, opts, &mut s.spec);
                 s.spec.plan(story, rtcp_ms, &mut s.plan);
+                s.addrs.render(&s.spec);
                 s.next = 0;
                 s.t0_us = next_call_us as u64;
                 seq += 1;
@@ -1203,7 +1299,15 @@ fn generate(opts: &LoadgenOptions, stop: &AtomicBool) -> anyhow::Result<LoadgenR
                 continue;
             };
             let at = batch.buf.len();
-            if write_frame(&mut batch.buf, &s.spec, &p, stamp, opts.capture_id, auth) {
+            if write_frame_with(
+                &mut batch.buf,
+                &s.spec,
+                &s.addrs,
+                &p,
+                stamp,
+                opts.capture_id,
+                auth,
+            ) {
                 report.rtcp_sent += 1;
             }
             batch.ends.push(batch.buf.len());
