@@ -87,6 +87,8 @@ impl CallSip {
         match self.addrs.iter().position(|x| *x == a) {
             Some(i) => i as u16,
             None => {
+                // Exactly: two addresses, not the four a first push reserves.
+                self.addrs.reserve_exact(1);
                 self.addrs.push(a);
                 (self.addrs.len() - 1) as u16
             }

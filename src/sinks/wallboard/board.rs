@@ -301,12 +301,10 @@ impl Board {
         self.remove_leg(&id);
     }
 
-    /// Takes a leg off the board and out of its agent's tally.
-    fn remove_leg(&mut self, leg_id: &str) {
-        let Some((id, old)) = self.legs.remove_entry(leg_id) else {
-            return;
-        };
-        self.by_age.remove(&(old.view.invite_at, id));
+    /// Takes a leg off the board and out of its agent's tally; returns its id.
+    fn remove_leg(&mut self, leg_id: &str) -> Option<Arc<str>> {
+        let (id, old) = self.legs.remove_entry(leg_id)?;
+        self.by_age.remove(&(old.view.invite_at, id.clone()));
         if old.view.kind == LegKind::Ringing {
             self.ringing -= 1;
         }
@@ -314,6 +312,7 @@ impl Board {
             let n = a.open.slot(old.view.kind);
             *n = n.saturating_sub(1);
         }
+        Some(id)
     }
 
     /// Puts the latest view of an open leg on the board, replacing the previous one.
@@ -321,7 +320,8 @@ impl Board {
         if !self.legs.contains_key(leg_id) && self.legs.len() >= MAX_LEGS {
             self.forget_oldest_leg();
         }
-        self.remove_leg(leg_id);
+        // The id's allocation is kept from one event of the leg to the next.
+        let id = self.remove_leg(leg_id);
         let kind = view.kind;
         let counted = self
             .agent_entry(&view.ident)
@@ -335,7 +335,7 @@ impl Board {
         if kind == LegKind::Ringing {
             self.ringing += 1;
         }
-        let id: Arc<str> = leg_id.into();
+        let id = id.unwrap_or_else(|| leg_id.into());
         self.by_age.insert((view.invite_at, id.clone()));
         self.legs.insert(id, Open { view, counted });
     }
