@@ -339,6 +339,74 @@ impl StreamKey {
 /// The legs (and their stream index) a stream belongs to: two for an internal call.
 type StreamOwners = SmallVec<[(u64, usize); 2]>;
 
+/// A leg and the index of the stream in it, in one word (stream indexes are below
+/// [`crate::engine::media::leg::MAX_STREAMS`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct StreamOwner(u64);
+
+impl StreamOwner {
+    fn new(leg: u64, idx: usize) -> StreamOwner {
+        StreamOwner(leg << 8 | (idx as u64 & 0xff))
+    }
+
+    fn leg(self) -> u64 {
+        self.0 >> 8
+    }
+
+    fn index(self) -> usize {
+        (self.0 & 0xff) as usize
+    }
+}
+
+/// RTP stream → owners, in two tables so that the IPv4 one (nearly every stream) has
+/// small slots: a packed 16-byte key and one-word owners.
+#[derive(Default)]
+struct StreamTable {
+    v4: HashMap<u128, SmallVec<[StreamOwner; 2]>>,
+    other: HashMap<(SocketAddr, SocketAddr, u32), SmallVec<[StreamOwner; 2]>>,
+}
+
+impl StreamTable {
+    fn get(&self, key: &StreamKey) -> Option<&[StreamOwner]> {
+        match key {
+            StreamKey::V4(k) => self.v4.get(k),
+            StreamKey::Other(s, d, ssrc) => self.other.get(&(*s, *d, *ssrc)),
+        }
+        .map(|o| o.as_slice())
+    }
+
+    fn insert(&mut self, key: StreamKey, owners: &StreamOwners) {
+        let owners = owners
+            .iter()
+            .map(|&(id, idx)| StreamOwner::new(id, idx))
+            .collect();
+        match key {
+            StreamKey::V4(k) => self.v4.insert(k, owners),
+            StreamKey::Other(s, d, ssrc) => self.other.insert((s, d, ssrc), owners),
+        };
+    }
+
+    /// Takes leg `id` off the stream; the stream goes when it has no owner left.
+    fn remove_leg(&mut self, key: StreamKey, id: u64) {
+        fn remove<K: std::hash::Hash + Eq>(
+            t: &mut HashMap<K, SmallVec<[StreamOwner; 2]>>,
+            k: K,
+            id: u64,
+        ) {
+            if let Some(owners) = t.get_mut(&k) {
+                owners.retain(|o| o.leg() != id);
+                if owners.is_empty() {
+                    t.remove(&k);
+                }
+            }
+        }
+        match key {
+            StreamKey::V4(k) => remove(&mut self.v4, k, id),
+            StreamKey::Other(s, d, ssrc) => remove(&mut self.other, (s, d, ssrc), id),
+        }
+    }
+}
+
 /// The detection core. See the module docs.
 pub struct Engine {
     settings: EngineSettings,
@@ -356,7 +424,7 @@ pub struct Engine {
     customers: HashMap<Vec<u8>, Option<String>>,
     customer_order: VecDeque<Vec<u8>>,
     /// RTP stream (source, destination, SSRC) → leg and stream index.
-    streams: HashMap<StreamKey, StreamOwners>,
+    streams: StreamTable,
     /// Where a party of a leg receives RTP, from its SDP → leg and party
     /// ([`AddrOwner`]), keyed by [`addr_key`]; see [`Engine::addr_owners`].
     media_addrs: HashMap<u64, SmallVec<[AddrOwner; 2]>>,
@@ -379,7 +447,7 @@ impl Engine {
             clocks: HashMap::default(),
             customers: HashMap::default(),
             customer_order: VecDeque::new(),
-            streams: HashMap::default(),
+            streams: StreamTable::default(),
             media_addrs: HashMap::default(),
             registrations: Registrations::default(),
             reg_timers: HashMap::default(),
@@ -1308,15 +1376,15 @@ impl Engine {
         };
         self.stats.rtp_packets += 1;
         let key = StreamKey::new(pkt.src, pkt.dst, hdr.ssrc);
-        let taken = match self.streams.get(&key).map(|o| o.as_slice()) {
+        let taken = match self.streams.get(&key) {
             None => false,
             // Nearly every stream has one owner: no copy of the owner list.
-            Some(&[(id, idx)]) => self.on_leg_rtp(id, idx, pkt.at, &hdr),
+            Some(&[o]) => self.on_leg_rtp(o.leg(), o.index(), pkt.at, &hdr),
             Some(owners) => {
-                let owners = StreamOwners::from_slice(owners);
+                let owners: SmallVec<[StreamOwner; 4]> = SmallVec::from_slice(owners);
                 let mut taken = false;
-                for (id, idx) in owners {
-                    taken |= self.on_leg_rtp(id, idx, pkt.at, &hdr);
+                for o in owners {
+                    taken |= self.on_leg_rtp(o.leg(), o.index(), pkt.at, &hdr);
                 }
                 taken
             }
@@ -1428,7 +1496,7 @@ impl Engine {
             }
         }
         if !owners.is_empty() {
-            self.streams.insert(key, owners.clone());
+            self.streams.insert(key, &owners);
         }
         owners
     }
@@ -1647,13 +1715,7 @@ impl Engine {
             return;
         };
         for (src, dst, ssrc) in leg.media.keys() {
-            let key = StreamKey::new(src, dst, ssrc);
-            if let Some(owners) = self.streams.get_mut(&key) {
-                owners.retain(|(owner, _)| *owner != id);
-                if owners.is_empty() {
-                    self.streams.remove(&key);
-                }
-            }
+            self.streams.remove_leg(StreamKey::new(src, dst, ssrc), id);
         }
         for &addr in &leg.media_addrs {
             let key = addr_key(&self.hasher, addr);
