@@ -4,7 +4,7 @@
 //! scorecards and the CSV exports read back with Chinese names intact; the pages.
 //! Served in-process (tower `oneshot`) on a SQLite store filled with known legs.
 
-mod store_support;
+mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,9 +16,11 @@ use callwatch::api::inspect::auth::{hash_password, Auth};
 use callwatch::api::inspect::{router, Inspect, MAX_BODY};
 use callwatch::config::{Role, UserConfig};
 use callwatch::store::Store;
+use common::store_db::sqlite_url;
+use common::store_rows::{leg, write};
+use common::temp_dir::TempDir;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
-use store_support::{leg, write};
 use tower::ServiceExt;
 
 const PW: &str = "Quality-2026!";
@@ -40,9 +42,7 @@ fn points() -> BTreeMap<String, u32> {
 }
 
 async fn app_with(users: &[(&str, Role)]) -> App {
-    let store = Store::open(&store_support::sqlite_url("api"))
-        .await
-        .unwrap();
+    let store = Store::open(&sqlite_url("api")).await.unwrap();
     let mut l2 = leg("L2", "8002", 3600, &["agent_hangup_first"]);
     l2.agent_name = Some("王芳".into());
     l2.team = Some("二组".into());
@@ -771,7 +771,7 @@ fn accounts_are_checked_before_the_daemon_starts() {
     c.auth.session_minutes = 0;
     assert!(c.validate(None).is_err());
     // From TOML, unknown keys of an account are refused with their name.
-    let dir = store_support::temp_dir("cfg");
+    let dir = TempDir::new("cfg");
     let f = dir.join("c.toml");
     std::fs::write(
         &f,
@@ -806,10 +806,11 @@ fn accounts_are_checked_before_the_daemon_starts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_serves_the_api_and_keeps_a_generated_secret_private() {
     use callwatch::config::Config;
-    use callwatch::daemon::{self, Listeners, Options};
+    use callwatch::daemon::Options;
+    use common::daemon_task::DaemonTask;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let dir = store_support::temp_dir("daemon-api");
+    let dir = TempDir::new("daemon-api");
     let mut c = Config::default();
     c.store.url = format!("sqlite://{}/callwatch.db", dir.display());
     c.auth.users = vec![UserConfig {
@@ -817,21 +818,8 @@ async fn the_daemon_serves_the_api_and_keeps_a_generated_secret_private() {
         role: Role::Admin,
         password_hash: hash_password(PW).unwrap(),
     }];
-    let cfg = c.validate(None).unwrap();
-    let l = Listeners::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let http = l.http_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        daemon::run(&cfg, l, Options::default(), async move {
-            let _ = rx.await;
-        })
-        .await
-    });
+    let daemon = DaemonTask::start(c.validate(None).unwrap(), Options::default()).await;
+    let http = daemon.http;
     let request = |raw: String| async move {
         for _ in 0..100 {
             if let Ok(mut s) = tokio::net::TcpStream::connect(http).await {
@@ -879,8 +867,7 @@ async fn the_daemon_serves_the_api_and_keeps_a_generated_secret_private() {
             .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
-    tx.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    daemon.stop().await;
 }
 
 #[test]

@@ -9,48 +9,17 @@
 //! holds the database's write lock during the first run, so nothing reaches the
 //! database before the kill: what is stored afterwards came through the spool.
 
-mod store_support;
+mod common;
 
-use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use callwatch::loadgen::{hep_frame, metric_sum, scrape, CallSpec, Story};
 use callwatch::store::query::LegFilter;
 use callwatch::store::Store;
-
-fn free_port() -> u16 {
-    // Free on UDP and TCP alike (HEP listens on both).
-    loop {
-        let t = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = t.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(config: &std::path::Path) -> Daemon {
-    Daemon(
-        Command::new(env!("CARGO_BIN_EXE_callwatch"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    )
-}
+use common::callwatch_run::CallwatchRun;
+use common::ports::free_port;
+use common::temp_dir::TempDir;
 
 async fn wait_ready(http: SocketAddr) {
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -80,7 +49,8 @@ fn call(i: usize) -> CallSpec {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_leg_acknowledged_before_a_sigkill_is_stored_once_after_the_restart() {
-    let dir = store_support::temp_dir("durability");
+    let dir = TempDir::new("durability");
+    let log = dir.join("callwatch.log");
     let hep: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
     let db = dir.join("callwatch.db");
@@ -95,7 +65,7 @@ async fn every_leg_acknowledged_before_a_sigkill_is_stored_once_after_the_restar
     )
     .unwrap();
 
-    let mut daemon = start(&config);
+    let mut daemon = CallwatchRun::start(&config, "warn", &log);
     wait_ready(http).await;
     // Hold the database's write lock while the calls stream in: the daemon's writer
     // cannot commit anything, so every leg it acknowledges lives only in its spool.
@@ -134,8 +104,7 @@ async fn every_leg_acknowledged_before_a_sigkill_is_stored_once_after_the_restar
         }
     }
     // SIGKILL while calls still stream in: no shutdown path runs.
-    daemon.0.kill().unwrap();
-    daemon.0.wait().unwrap();
+    daemon.kill();
     sender.abort();
     let acknowledged = acknowledged as usize;
     assert!(acknowledged < total, "the kill came after the stream ended");
@@ -151,7 +120,7 @@ async fn every_leg_acknowledged_before_a_sigkill_is_stored_once_after_the_restar
     drop(held);
     lock.close().await;
 
-    let daemon = start(&config);
+    let daemon = CallwatchRun::start(&config, "warn", &log);
     wait_ready(http).await;
     let store = Store::open(&format!("sqlite://{}", db.display()))
         .await

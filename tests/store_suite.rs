@@ -4,7 +4,7 @@
 //! service level, the retention purge that keeps scorecards, two nodes writing at once,
 //! and the spool + writer path replaying after a crash.
 
-mod store_support;
+mod common;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +12,8 @@ use std::time::Duration;
 use callwatch::sinks::store::{run_writer, spool, WriterStats};
 use callwatch::store::query::{AuditFilter, Cursor, LegFilter, Verdict, VerdictFilter, COUNT_CAP};
 use callwatch::store::{LegWrite, Store};
-use store_support::{leg, sip, write, SEC, T0};
+use common::store_rows::{leg, sip, write, SEC, T0};
+use common::temp_dir::TempDir;
 
 on_both_backends!(
     upsert_keeps_one_row_per_leg_and_merges_violations,
@@ -437,7 +438,7 @@ async fn two_nodes_writing_at_once_add_up_to_one_row_per_leg(url: String) {
 
 async fn spooled_legs_reach_the_store_once_after_a_crash(url: String) {
     let store = Store::open(&url).await.unwrap();
-    let dir = store_support::temp_dir("spool");
+    let dir = TempDir::new("spool");
     let (mut w, r) = spool::open(&dir, 64 << 20, 64 << 10).unwrap();
     // The writer commits some batches, then "dies" (is aborted) while more arrive.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -1,270 +1,39 @@
-//! Shared by the engine test files: a small SIP message factory for one dialog between
-//! the switch and a phone, and a runner that feeds an [`Engine`] with explicit capture
-//! timestamps and collects its events.
+//! Helpers shared by the integration tests, one concern a file. A test file takes them
+//! with `mod common;` and names what it uses (`common::temp_dir::TempDir`); the engine
+//! test files take the SIP factory and the engine runner whole (`use common::*`).
+//!
+//! - [`sip_dialog`]: SIP text of one dialog between the switch and a phone;
+//! - [`engine_run`]: an engine fed by hand at explicit capture times, its events kept;
+//! - [`temp_dir`]: a fresh folder of the test's own, removed unless the test fails;
+//! - [`ports`]: a loopback port free on TCP and UDP alike;
+//! - [`callwatch_run`]: the real `callwatch run` binary as a child, its addresses, killed
+//!   when dropped;
+//! - [`daemon_task`]: the daemon in-process on loopback port 0, stopped on request;
+//! - [`process_group`]: SIPp, Kamailio or Prometheus in a process group of its own,
+//!   stopped when dropped, and log tails;
+//! - [`tools`]: whether a program is on the PATH;
+//! - [`http_get`]: a blocking HTTP/1.0 GET;
+//! - [`metrics_wait`]: scraping a daemon's `/metrics` until a condition holds;
+//! - [`store_db`], [`store_rows`]: fresh SQLite and PostgreSQL databases, leg rows.
+//!
+//! Each test binary compiles all of them and uses a few, hence `dead_code` allowed here.
 #![allow(dead_code)]
 
-use std::net::SocketAddr;
+pub mod callwatch_run;
+pub mod daemon_task;
+pub mod engine_run;
+pub mod http_get;
+pub mod metrics_wait;
+pub mod ports;
+pub mod process_group;
+pub mod sip_dialog;
+pub mod store_db;
+pub mod store_rows;
+pub mod temp_dir;
+pub mod tools;
 
-use callwatch::config::Config;
-use callwatch::engine::{
-    Captured, Engine, EngineSettings, Event, LegRecord, PayloadHint, SourceId,
-};
-use callwatch::time::CaptureTime;
-use callwatch::wire::Transport;
-
-pub const PBX: &str = "10.0.0.1:5060";
-pub const PHONE1: &str = "10.0.1.1:5060";
-pub const PHONE2: &str = "10.0.1.2:5060";
-
-pub fn addr(s: &str) -> SocketAddr {
-    s.parse().unwrap()
-}
-
-pub fn engine_with(f: impl FnOnce(&mut Config)) -> Engine {
-    let mut c = Config::default();
-    f(&mut c);
-    Engine::new(EngineSettings::from_config(&c.validate(None).unwrap()))
-}
-
-pub fn engine() -> Engine {
-    engine_with(|_| {})
-}
-
-/// A small SIP message factory for one dialog between the switch and a phone.
-#[derive(Clone)]
-pub struct Dialog {
-    pub call_id: String,
-    pub caller: String,
-    pub caller_tag: String,
-    pub callee: String,
-    pub callee_tag: String,
-    pub ruri: String,
-    pub extra: String,
-}
-
-pub fn inbound(call_id: &str, customer: &str, agent: &str) -> Dialog {
-    Dialog {
-        call_id: call_id.into(),
-        caller: customer.into(),
-        caller_tag: format!("c-{call_id}"),
-        callee: agent.into(),
-        callee_tag: format!("a-{call_id}-{agent}"),
-        ruri: agent.into(),
-        extra: String::new(),
-    }
-}
-
-pub fn outbound(call_id: &str, agent: &str, dialled: &str) -> Dialog {
-    Dialog {
-        call_id: call_id.into(),
-        caller: agent.into(),
-        caller_tag: format!("a-{call_id}"),
-        callee: dialled.into(),
-        callee_tag: format!("r-{call_id}"),
-        ruri: dialled.into(),
-        extra: String::new(),
-    }
-}
-
-pub const SDP_SENDRECV: &str = "v=0\r\no=- 1 1 IN IP4 10.0.1.1\r\ns=-\r\nc=IN IP4 10.0.1.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\na=sendrecv\r\n";
-pub const SDP_SENDONLY: &str = "v=0\r\no=- 1 2 IN IP4 10.0.1.1\r\ns=-\r\nc=IN IP4 10.0.1.1\r\nt=0 0\r\nm=audio 30000 RTP/AVP 0\r\na=sendonly\r\n";
-
-impl Dialog {
-    pub fn with_header(mut self, h: &str) -> Dialog {
-        self.extra.push_str(h);
-        self.extra.push_str("\r\n");
-        self
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub fn msg(
-        &self,
-        first: &str,
-        cseq: u32,
-        method: &str,
-        from_callee: bool,
-        to_tag: bool,
-        branch: &str,
-        body: &str,
-    ) -> Vec<u8> {
-        let (from_user, from_tag, to_user, to_tag_v) = if from_callee {
-            (
-                &self.callee,
-                &self.callee_tag,
-                &self.caller,
-                &self.caller_tag,
-            )
-        } else {
-            (
-                &self.caller,
-                &self.caller_tag,
-                &self.callee,
-                &self.callee_tag,
-            )
-        };
-        let to = if to_tag || from_callee {
-            format!("<sip:{to_user}@pbx>;tag={to_tag_v}")
-        } else {
-            format!("<sip:{to_user}@pbx>")
-        };
-        let ctype = if body.is_empty() {
-            String::new()
-        } else {
-            "Content-Type: application/sdp\r\n".into()
-        };
-        format!(
-            "{first}\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK{branch}\r\nFrom: <sip:{from_user}@pbx>;tag={from_tag}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nContact: <sip:{from_user}@10.0.0.1>\r\n{}{ctype}Content-Length: {}\r\n\r\n{body}",
-            self.call_id,
-            self.extra,
-            body.len()
-        )
-        .into_bytes()
-    }
-
-    pub fn invite(&self) -> Vec<u8> {
-        self.msg(
-            &format!("INVITE sip:{}@10.0.1.1 SIP/2.0", self.ruri),
-            1,
-            "INVITE",
-            false,
-            false,
-            "inv",
-            SDP_SENDRECV,
-        )
-    }
-    pub fn response(
-        &self,
-        code: u16,
-        cseq: u32,
-        method: &str,
-        branch: &str,
-        body: &str,
-    ) -> Vec<u8> {
-        // Responses carry the request's From/To; the callee's tag is in To.
-        let mut d = self.clone();
-        d.extra.clear();
-        let to_tag = code != 100;
-        let mut m = d.msg(
-            &format!("SIP/2.0 {code} Reason"),
-            cseq,
-            method,
-            false,
-            to_tag,
-            branch,
-            body,
-        );
-        if !to_tag {
-            m = d.msg(
-                &format!("SIP/2.0 {code} Reason"),
-                cseq,
-                method,
-                false,
-                false,
-                branch,
-                body,
-            );
-        }
-        m
-    }
-    pub fn callee_response(&self, code: u16, cseq: u32, method: &str, branch: &str) -> Vec<u8> {
-        // A response to a request the callee sent: From is the callee.
-        self.msg(
-            &format!("SIP/2.0 {code} Reason"),
-            cseq,
-            method,
-            true,
-            true,
-            branch,
-            "",
-        )
-    }
-    pub fn cancel(&self) -> Vec<u8> {
-        self.msg(
-            &format!("CANCEL sip:{}@10.0.1.1 SIP/2.0", self.ruri),
-            1,
-            "CANCEL",
-            false,
-            false,
-            "inv",
-            "",
-        )
-    }
-    pub fn request(
-        &self,
-        method: &str,
-        cseq: u32,
-        from_callee: bool,
-        branch: &str,
-        body: &str,
-    ) -> Vec<u8> {
-        let target = if from_callee {
-            &self.caller
-        } else {
-            &self.callee
-        };
-        self.msg(
-            &format!("{method} sip:{target}@10.0.0.1 SIP/2.0"),
-            cseq,
-            method,
-            from_callee,
-            true,
-            branch,
-            body,
-        )
-    }
-}
-
-pub struct Run {
-    pub engine: Engine,
-    pub ended: Vec<LegRecord>,
-    pub events: Vec<Event>,
-}
-
-impl Run {
-    pub fn new(engine: Engine) -> Run {
-        Run {
-            engine,
-            ended: Vec::new(),
-            events: Vec::new(),
-        }
-    }
-    pub fn at(&mut self, ms: i64, src: &str, dst: &str, bytes: Vec<u8>) -> &mut Self {
-        self.engine.handle_packet(&Captured {
-            at: CaptureTime::from_millis(1_800_000_000_000 + ms),
-            source: SourceId(0),
-            src: addr(src),
-            dst: addr(dst),
-            transport: Transport::Udp,
-            hint: PayloadHint::Unknown,
-            payload: &bytes,
-            correlation_id: None,
-        });
-        self.drain();
-        self
-    }
-    pub fn tick(&mut self, ms: i64) -> &mut Self {
-        self.engine.handle_timeout(
-            SourceId(0),
-            CaptureTime::from_millis(1_800_000_000_000 + ms),
-        );
-        self.drain();
-        self
-    }
-    pub fn drain(&mut self) {
-        while let Some(e) = self.engine.poll_event() {
-            if let Event::LegEnded { leg, .. } = &e {
-                self.ended.push((**leg).clone());
-            }
-            self.events.push(e);
-        }
-    }
-    pub fn finish(&mut self) -> &mut Self {
-        self.engine.finish();
-        self.drain();
-        self
-    }
-    pub fn only_leg(&self) -> &LegRecord {
-        assert_eq!(self.ended.len(), 1, "legs: {:#?}", self.ended);
-        &self.ended[0]
-    }
-}
+// The engine test files' `use common::*`; unused in the others.
+#[allow(unused_imports)]
+pub use engine_run::*;
+#[allow(unused_imports)]
+pub use sip_dialog::*;
