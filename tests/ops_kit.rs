@@ -17,13 +17,17 @@
 //!   label the kit uses, and the ring-time exemplars carry the `leg_id` the Grafana
 //!   exemplar link needs.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::callwatch_run::{CallwatchRun, Listening};
+use common::http_get::http_get;
+use common::temp_dir::TempDir;
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -1243,7 +1247,7 @@ fn yaml_block(text: &str, key: &str) -> String {
 
 #[test]
 fn deployment_configurations_pass_check_config() {
-    let tmp = std::env::temp_dir().join(format!("callwatch-ops-kit-{}", std::process::id()));
+    let tmp = TempDir::new("ops-kit");
     let k8s_dir = tmp.join("k8s");
     std::fs::create_dir_all(&k8s_dir).unwrap();
     let cm = read(&root().join("deploy/k8s/configmap.yaml"), "k8s ConfigMap");
@@ -1284,7 +1288,6 @@ fn deployment_configurations_pass_check_config() {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&tmp);
     fail_if_any("deployment configurations", &problems);
 }
 
@@ -1326,25 +1329,16 @@ fn systemd_unit_is_hardened() {
 
 // ------------------------------------------------------------------ a real scrape
 
-/// A `callwatch run` child that is killed when dropped.
+/// A `callwatch run` child (killed when dropped) in a folder of its own.
 struct Daemon {
-    child: Child,
+    run: CallwatchRun,
     hep: SocketAddr,
     http: SocketAddr,
-    dir: PathBuf,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    _dir: TempDir,
 }
 
 fn start_daemon() -> Daemon {
-    let dir = std::env::temp_dir().join(format!("callwatch-ops-scrape-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("ops-scrape");
     let roster = root().join("config/agents.csv");
     let config = dir.join("callwatch.toml");
     std::fs::write(
@@ -1357,69 +1351,14 @@ fn start_daemon() -> Daemon {
         ),
     )
     .unwrap();
-    let mut child = callwatch()
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start callwatch run");
-    // "callwatch: HEP on 127.0.0.1:P (UDP and TCP), metrics on http://127.0.0.1:Q/metrics"
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let mut seen = Vec::new();
-    let (hep, http) = loop {
-        let line = match lines.next() {
-            Some(Ok(l)) => l,
-            _ => {
-                let _ = child.kill();
-                panic!(
-                    "callwatch run ended before listening; stderr:\n{}",
-                    seen.join("\n")
-                );
-            }
-        };
-        if let Some(rest) = line.strip_prefix("callwatch: HEP on ") {
-            let hep = rest.split_whitespace().next().unwrap().parse().unwrap();
-            let http = rest
-                .split("http://")
-                .nth(1)
-                .and_then(|r| r.split('/').next())
-                .unwrap()
-                .parse()
-                .unwrap();
-            break (hep, http);
-        }
-        seen.push(line);
-    };
-    // Keep draining stderr so that the daemon never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let mut run = CallwatchRun::start(&config, "warn", &dir.join("callwatch.log"));
+    let Listening { hep, http } = run.listening(Duration::from_secs(60));
     Daemon {
-        child,
+        run,
         hep,
         http,
-        dir,
+        _dir: dir,
     }
-}
-
-fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).expect("connect HTTP");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: application/openmetrics-text\r\nConnection: close\r\n\r\n").unwrap();
-    let mut body = Vec::new();
-    s.read_to_end(&mut body).expect("read HTTP response");
-    let text = String::from_utf8_lossy(&body).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_string());
-    (status, body)
 }
 
 /// Plays every lab capture (SIPp through Kamailio, `tests/data/lab/`) to the daemon as
@@ -1521,12 +1460,9 @@ fn parse_exposition(
 
 #[test]
 fn a_real_scrape_has_every_metric_and_label_the_kit_uses() {
-    let daemon = start_daemon();
+    let mut daemon = start_daemon();
     let deadline = Instant::now() + Duration::from_secs(20);
-    while http_get(daemon.http, "/readyz").0 != 200 {
-        assert!(Instant::now() < deadline, "callwatch never became ready");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    daemon.run.wait_ready(daemon.http, deadline);
     let sent = replay_lab_as_hep(daemon.hep);
     assert!(sent > 100, "only {sent} SIP packets in the lab captures");
 
@@ -1540,7 +1476,12 @@ fn a_real_scrape_has_every_metric_and_label_the_kit_uses() {
         "callwatch_ingest_ignored_total",
     ];
     let (series, exemplars, text) = loop {
-        let (status, body) = http_get(daemon.http, "/metrics");
+        let (status, body) = http_get(
+            daemon.http,
+            "/metrics",
+            &[("Accept", "application/openmetrics-text")],
+        )
+        .expect("GET /metrics");
         assert_eq!(status, 200, "GET /metrics: {body}");
         let (series, exemplars) = parse_exposition(&body);
         if wanted.iter().all(|w| series.contains_key(*w)) {

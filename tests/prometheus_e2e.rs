@@ -27,15 +27,20 @@
 //! Both processes are killed when the test ends, also on a panic (guards with `Drop`).
 //! It takes about 40 s, bounded: every wait has a deadline.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use callwatch::loadgen::{hep_frame, CallSpec, Story};
+use common::callwatch_run::{CallwatchRun, Listening};
+use common::http_get::http_get;
+use common::ports::free_port;
+use common::process_group::ProcessGroup;
+use common::temp_dir::TempDir;
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -47,77 +52,6 @@ fn read(path: &Path) -> String {
 }
 
 // ------------------------------------------------------------------ processes and files
-
-/// A scratch directory, removed at the end unless the test failed (then kept for the logs).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .subsec_nanos();
-        let dir = std::env::temp_dir().join(format!(
-            "callwatch-prometheus-e2e-{}-{nanos}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "prometheus_e2e: files and logs kept in {}",
-                self.0.display()
-            );
-        } else {
-            let _ = std::fs::remove_dir_all(&self.0);
-        }
-    }
-}
-
-/// A child process killed (and reaped) when dropped, with its log file.
-struct Proc {
-    name: &'static str,
-    child: Child,
-    log: PathBuf,
-}
-
-impl Proc {
-    fn log_tail(&self) -> String {
-        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        let from = lines.len().saturating_sub(30);
-        format!(
-            "--- last lines of {} ({}):\n{}",
-            self.name,
-            self.log.display(),
-            lines[from..].join("\n")
-        )
-    }
-
-    fn exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A loopback TCP port free at the time of asking.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("bind a free loopback port")
-        .port()
-}
 
 /// `prometheus` on the PATH (Debian installs `/usr/bin/prometheus`).
 fn prometheus_binary() -> PathBuf {
@@ -136,29 +70,6 @@ fn prometheus_binary() -> PathBuf {
         })
 }
 
-/// Plain HTTP/1.0 GET (no chunked encoding from Go's server), 10 s timeouts.
-fn http_get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .map_err(|e| format!("connect {addr}: {e}"))?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.set_write_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n")
-        .map_err(|e| format!("write to {addr}: {e}"))?;
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw)
-        .map_err(|e| format!("read from {addr}: {e}"))?;
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or(String::new(), |(_, b)| b.to_string());
-    Ok((status, body))
-}
-
 fn urlencode(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {
@@ -174,7 +85,7 @@ fn urlencode(s: &str) -> String {
 // ------------------------------------------------------------------ the daemon
 
 struct Daemon {
-    proc: Proc,
+    run: CallwatchRun,
     hep: SocketAddr,
     http: SocketAddr,
 }
@@ -198,65 +109,10 @@ fn start_daemon(dir: &Path) -> Daemon {
         ),
     )
     .unwrap();
-    let log = dir.join("callwatch.log");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callwatch"))
-        .args(["run", "--config"])
-        .arg(&config)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start callwatch run");
-    // "callwatch: HEP on 127.0.0.1:P (UDP and TCP), metrics on http://127.0.0.1:Q/metrics"
-    let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(stderr).lines();
-    let mut seen = Vec::new();
-    let mut proc = Proc {
-        name: "callwatch run",
-        child,
-        log: log.clone(),
-    };
-    let (hep, http) = loop {
-        let Some(Ok(line)) = lines.next() else {
-            let _ = proc.child.kill();
-            panic!(
-                "callwatch run ended before listening; stderr:\n{}",
-                seen.join("\n")
-            );
-        };
-        if let Some(rest) = line.strip_prefix("callwatch: HEP on ") {
-            let hep = rest.split_whitespace().next().unwrap().parse().unwrap();
-            let http = rest
-                .split("http://")
-                .nth(1)
-                .and_then(|r| r.split('/').next())
-                .unwrap()
-                .parse()
-                .unwrap();
-            seen.push(line);
-            break (hep, http);
-        }
-        seen.push(line);
-    };
-    // Keep draining stderr into the log so that the daemon never blocks on a full pipe.
-    let mut file = File::create(&log).unwrap();
-    writeln!(file, "{}", seen.join("\n")).unwrap();
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            let _ = writeln!(file, "{line}");
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !matches!(http_get(http, "/readyz"), Ok((200, _))) {
-        assert!(
-            !proc.exited() && Instant::now() < deadline,
-            "callwatch never became ready\n{}",
-            proc.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Daemon { proc, hep, http }
+    let mut run = CallwatchRun::start(&config, "warn", &dir.join("callwatch.log"));
+    let Listening { hep, http } = run.listening(Duration::from_secs(60));
+    run.wait_ready(http, Instant::now() + Duration::from_secs(20));
+    Daemon { run, hep, http }
 }
 
 // ------------------------------------------------------------------ the Prometheus side
@@ -334,7 +190,7 @@ fn prometheus_config(example: &str, target: SocketAddr, rules: &Path) -> String 
 }
 
 struct Prometheus {
-    proc: Proc,
+    proc: ProcessGroup,
     addr: SocketAddr,
 }
 
@@ -346,28 +202,21 @@ impl Prometheus {
         for attempt in 0..3 {
             let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
             let log = dir.join(format!("prometheus-{attempt}.log"));
-            let out = File::create(&log).unwrap();
-            let child = Command::new(&bin)
-                .arg(format!("--config.file={}", config.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.join(format!("tsdb-{attempt}")).display()
-                ))
-                .arg(format!("--web.listen-address={addr}"))
-                .arg("--enable-feature=exemplar-storage")
-                .stdin(Stdio::null())
-                .stdout(out.try_clone().unwrap())
-                .stderr(out)
-                .spawn()
-                .unwrap_or_else(|e| panic!("start {}: {e}", bin.display()));
-            let mut proc = Proc {
-                name: "prometheus",
-                child,
-                log,
-            };
+            let mut proc = ProcessGroup::spawn(
+                "prometheus",
+                Command::new(&bin)
+                    .arg(format!("--config.file={}", config.display()))
+                    .arg(format!(
+                        "--storage.tsdb.path={}",
+                        dir.join(format!("tsdb-{attempt}")).display()
+                    ))
+                    .arg(format!("--web.listen-address={addr}"))
+                    .arg("--enable-feature=exemplar-storage"),
+                &log,
+            );
             let deadline = Instant::now() + Duration::from_secs(30);
             loop {
-                if matches!(http_get(addr, "/-/ready"), Ok((200, _))) {
+                if matches!(http_get(addr, "/-/ready", &[]), Ok((200, _))) {
                     return Prometheus { proc, addr };
                 }
                 if proc.exited() || Instant::now() > deadline {
@@ -385,7 +234,7 @@ impl Prometheus {
 
     /// `GET /api/v1/...` → its `data`; fails on anything but `"status": "success"`.
     fn api(&self, path_and_query: &str) -> Value {
-        let (status, body) = http_get(self.addr, path_and_query)
+        let (status, body) = http_get(self.addr, path_and_query, &[])
             .unwrap_or_else(|e| panic!("prometheus {path_and_query}: {e}"));
         let v: Value = serde_json::from_str(&body).unwrap_or_else(|e| {
             panic!("prometheus {path_and_query}: HTTP {status}, not JSON ({e}): {body}")
@@ -562,8 +411,8 @@ fn describe(alerts: &[Value]) -> String {
 #[test]
 fn prometheus_scrapes_the_daemon_and_fires_the_late_answer_alerts() {
     let began = Instant::now();
-    let scratch = Scratch::new();
-    let dir = scratch.0.clone();
+    let scratch = TempDir::new("prometheus-e2e");
+    let dir = scratch.to_path_buf();
 
     // The rules as shipped, `for:` shortened.
     let rules_path = root().join("deploy/prometheus/callwatch.rules.yml");
@@ -588,7 +437,7 @@ fn prometheus_scrapes_the_daemon_and_fires_the_late_answer_alerts() {
     std::fs::write(&config_path, &config).unwrap();
     let prom = Prometheus::start(&dir, &config_path);
     let logs = |prom: &Prometheus, daemon: &Daemon| {
-        format!("{}\n{}", prom.proc.log_tail(), daemon.proc.log_tail())
+        format!("{}\n{}", prom.proc.log_tail(), daemon.run.output_tail(30))
     };
     let instance = daemon.http.to_string();
 
@@ -904,8 +753,12 @@ fn check_dashboards(prom: &Prometheus) {
         collect_exprs(&d, &mut exprs);
         for expr in exprs {
             let q = grafana_vars(&expr);
-            let (status, body) =
-                http_get(prom.addr, &format!("/api/v1/query?query={}", urlencode(&q))).unwrap();
+            let (status, body) = http_get(
+                prom.addr,
+                &format!("/api/v1/query?query={}", urlencode(&q)),
+                &[],
+            )
+            .unwrap();
             let v: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
             if v["status"] != "success" {
                 problems.push(format!("{name}: {expr}: HTTP {status}: {body}"));
