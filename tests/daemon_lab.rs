@@ -4,128 +4,35 @@
 //! 2.5 s with the late-answer threshold at 1 s: `/metrics` must show the violation while
 //! it still rings, then the answered leg once the customer hangs up.
 //!
-//! Needs `kamailio` and `sipp` (Debian packages `kamailio`, `sip-tester`). Without them
-//! the test says so and passes, except under CI (`CI` set), where it fails.
+//! Needs `kamailio` and `sipp` (Debian packages `kamailio`, `sip-tester`): without them
+//! the test fails, saying so.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use callwatch::config::Config;
-use callwatch::daemon::{self, Listeners, Options};
-use callwatch::loadgen::{metric_sum, scrape};
+use callwatch::daemon::Options;
+use callwatch::loadgen::metric_sum;
+use common::daemon_task::DaemonTask;
+use common::metrics_wait::wait_metrics;
+use common::process_group::{log_tail, ProcessGroup};
+use common::temp_dir::TempDir;
+use common::tools::have;
 
 const AUTH_KEY: &str = "daemon-lab-key";
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// A process group we started; killed (TERM, then KILL) when dropped.
-struct Proc {
-    name: &'static str,
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command, log: &Path) -> Proc {
-        use std::os::unix::process::CommandExt;
-        let out = std::fs::File::create(log).unwrap();
-        let err = out.try_clone().unwrap();
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Proc { name, child }
-    }
-
-    fn signal_group(&self, sig: &str) {
-        let _ = Command::new("kill")
-            .args([sig, "--", &format!("-{}", self.child.id())])
-            .stderr(Stdio::null())
-            .status();
-    }
-
-    /// Waits for the process to exit by itself; its exit status.
-    fn wait(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        self.signal_group("-TERM");
-        if self.wait(Duration::from_secs(3)).is_none() {
-            self.signal_group("-KILL");
-            let _ = self.child.wait();
-        }
-        let _ = self.name;
-    }
-}
 
 fn lab_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/daemon_lab")
 }
 
-fn work_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("callwatch-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn logs(dir: &Path) -> String {
-    let mut out = String::new();
-    for f in ["kamailio.log", "phone.log", "trunk.log"] {
-        let text = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(30).collect();
-        out.push_str(&format!("--- {f} (last lines)\n"));
-        for l in tail.into_iter().rev() {
-            out.push_str(l);
-            out.push('\n');
-        }
-    }
-    out
-}
-
-async fn wait_metrics(
-    http: SocketAddr,
-    what: &str,
-    limit: Duration,
-    dir: &Path,
-    pred: impl Fn(&str) -> bool,
-) -> String {
-    let end = Instant::now() + limit;
-    loop {
-        let t = scrape(http).await.unwrap_or_default();
-        if pred(&t) {
-            return t;
-        }
-        assert!(
-            Instant::now() < end,
-            "timed out waiting for {what}\n{t}\n{}",
-            logs(dir)
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    ["kamailio.log", "phone.log", "trunk.log"]
+        .iter()
+        .map(|f| log_tail(&dir.join(f), 30))
+        .collect()
 }
 
 /// One call through Kamailio; `prefix` is a loopback block of the test's own, and
@@ -135,7 +42,7 @@ async fn kamailio_call_is_reported_live(prefix: &str, hep_tcp: bool) {
         have("kamailio") && have("sipp"),
         "kamailio and sipp are needed (apt-get install -y kamailio sip-tester; bash scripts/test.sh installs them)"
     );
-    let dir = work_dir(&format!(
+    let dir = TempDir::new(&format!(
         "daemon-lab-{}",
         if hep_tcp { "tcp" } else { "udp" }
     ));
@@ -145,21 +52,8 @@ async fn kamailio_call_is_reported_live(prefix: &str, hep_tcp: bool) {
     c.capture.hep_auth_key = AUTH_KEY.into();
     // A store of its own in the test's folder, never the repository's `data/`.
     c.store.url = format!("sqlite://{}/callwatch.db", dir.display());
-    let cfg = c.validate(None).unwrap();
-    let l = Listeners::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
-    let (hep, http) = (l.hep_addr().unwrap(), l.http_addr().unwrap());
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let daemon = tokio::spawn(async move {
-        daemon::run(&cfg, l, Options::default(), async move {
-            let _ = stop_rx.await;
-        })
-        .await
-    });
+    let daemon = DaemonTask::start(c.validate(None).unwrap(), Options::default()).await;
+    let (hep, http) = (daemon.hep, daemon.http);
 
     let hep_uri = if hep_tcp {
         format!("sip:{hep};transport=tcp")
@@ -173,12 +67,12 @@ async fn kamailio_call_is_reported_live(prefix: &str, hep_tcp: bool) {
         .replace("@AUTH_KEY@", AUTH_KEY);
     std::fs::write(dir.join("kamailio.cfg"), kcfg).unwrap();
     let proxy = format!("{prefix}.10:5060");
-    let kamailio = Proc::spawn(
+    let kamailio = ProcessGroup::spawn(
         "kamailio",
         Command::new("kamailio")
             .args(["-f", "kamailio.cfg", "-DD", "-E", "-m", "32", "-M", "8"])
             .arg("-Y")
-            .arg(&dir)
+            .arg(dir.path())
             .arg("-P")
             .arg(dir.join("kamailio.pid"))
             .current_dir(&dir),
@@ -210,13 +104,13 @@ async fn kamailio_call_is_reported_live(prefix: &str, hep_tcp: bool) {
             .current_dir(&dir);
         cmd
     };
-    let mut phone = Proc::spawn(
+    let mut phone = ProcessGroup::spawn(
         "sipp phone",
         &mut sipp("phone8001", format!("{prefix}.11"), &[]),
         &dir.join("phone.log"),
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let mut trunk = Proc::spawn(
+    let mut trunk = ProcessGroup::spawn(
         "sipp trunk",
         &mut sipp("trunk", format!("{prefix}.20"), &[&proxy]),
         &dir.join("trunk.log"),
@@ -229,7 +123,7 @@ async fn kamailio_call_is_reported_live(prefix: &str, hep_tcp: bool) {
         http,
         "late_answer while ringing",
         Duration::from_secs(10),
-        &dir,
+        || logs(&dir),
         |t| metric_sum(t, "callwatch_violations_total", &late) >= 1.0,
     )
     .await;
@@ -253,7 +147,7 @@ async fn kamailio_call_is_reported_live(prefix: &str, hep_tcp: bool) {
         http,
         "the answered leg",
         Duration::from_secs(10),
-        &dir,
+        || logs(&dir),
         |t| metric_sum(t, "callwatch_legs_total", &[]) >= 1.0,
     )
     .await;
@@ -299,9 +193,7 @@ async fn kamailio_call_is_reported_live(prefix: &str, hep_tcp: bool) {
     assert_eq!(metric_sum(&t, "callwatch_capture_sources", &[]), 1.0, "{t}");
 
     drop(kamailio);
-    let _ = stop_tx.send(());
-    daemon.await.unwrap().unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
+    daemon.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

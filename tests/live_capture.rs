@@ -13,14 +13,18 @@
 //! Needs `sipp` (Debian `sip-tester`, with its `g711a.pcap`) and the right to capture
 //! (root, or CAP_NET_RAW and CAP_NET_ADMIN): the test fails, saying so, without them.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use callwatch::loadgen::{metric_sum, scrape};
+use callwatch::loadgen::metric_sum;
+use common::callwatch_run::CallwatchRun;
+use common::metrics_wait::wait_metrics;
+use common::process_group::{log_tail, ProcessGroup};
+use common::temp_dir::TempDir;
+use common::tools::have;
 
 /// This test's loopback block, SIP port and media ports (nothing else uses them).
 const NET: &str = "127.0.79";
@@ -31,170 +35,26 @@ const TRUNK_MEDIA: u16 = 26020;
 const RTP_PACKETS: usize = 60;
 const G711: &str = "/usr/share/sip-tester/g711a.pcap";
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn scenario_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/live_capture")
 }
 
-fn work_dir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("callwatch-live-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+/// `callwatch run --config FILE`, its output in `dir/callwatch.log`.
+fn start_daemon(dir: &Path, config: &Path) -> CallwatchRun {
+    CallwatchRun::start(config, "info", &dir.join("callwatch.log"))
 }
 
-/// A process group we started; TERM then KILL when dropped.
-struct Proc {
-    child: Child,
-}
-
-impl Proc {
-    fn spawn(name: &str, cmd: &mut Command, log: &Path) -> Proc {
-        use std::os::unix::process::CommandExt;
-        let out = std::fs::File::create(log).unwrap();
-        let err = out.try_clone().unwrap();
-        let child = cmd
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .process_group(0)
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {name}: {e}"));
-        Proc { child }
-    }
-
-    fn wait(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return Some(s);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if let Ok(Some(_)) = self.child.try_wait() {
-            return;
-        }
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        if self.wait(Duration::from_secs(3)).is_none() {
-            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// `callwatch run --config FILE`, its stderr collected line by line.
-struct Daemon {
-    child: Child,
-    stderr: Arc<Mutex<Vec<String>>>,
-}
-
-impl Daemon {
-    fn start(config: &Path) -> Daemon {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_callwatch"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("starting callwatch");
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let lines = stderr.clone();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(pipe).lines().map_while(Result::ok) {
-                lines.lock().unwrap().push(l);
-            }
-        });
-        Daemon { child, stderr }
-    }
-
-    fn stderr(&self) -> String {
-        self.stderr.lock().unwrap().join("\n")
-    }
-
-    /// Fails at once with a clear message when the binary has no live capture (a
-    /// `cargo build` without the feature in the same target directory replaces it).
-    fn check_build(&self) {
-        let text = self.stderr();
-        assert!(
-            !text.contains("this build has no live capture"),
-            "{} was built without the live-capture feature (another `cargo build` \
-             without it shares the target directory?); run this test with its own \
-             CARGO_TARGET_DIR\n{text}",
-            env!("CARGO_BIN_EXE_callwatch")
-        );
-    }
-
-    /// The HTTP address the daemon printed (it binds port 0).
-    fn http_addr(&mut self, limit: Duration) -> SocketAddr {
-        let end = Instant::now() + limit;
-        loop {
-            self.check_build();
-            let text = self.stderr();
-            if let Some(addr) = text
-                .split("metrics on http://")
-                .nth(1)
-                .and_then(|r| r.split('/').next())
-                .and_then(|a| a.parse().ok())
-            {
-                return addr;
-            }
-            if let Ok(Some(s)) = self.child.try_wait() {
-                panic!("callwatch exited with {s} before listening\n{text}");
-            }
-            assert!(
-                Instant::now() < end,
-                "callwatch did not print its HTTP address\n{text}"
-            );
-            std::thread::sleep(Duration::from_millis(25));
-        }
-    }
-
-    /// Waits for the daemon to exit by itself; its status and stderr.
-    fn exit(&mut self, limit: Duration) -> (Option<ExitStatus>, String) {
-        let end = Instant::now() + limit;
-        while Instant::now() < end {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                // Let the reader thread take the last lines.
-                std::thread::sleep(Duration::from_millis(100));
-                return (Some(s), self.stderr());
-            }
-            std::thread::sleep(Duration::from_millis(25));
-        }
-        (None, self.stderr())
-    }
-
-    fn terminate(&mut self) -> (Option<ExitStatus>, String) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        self.exit(Duration::from_secs(20))
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
+/// Fails at once with a clear message when the binary has no live capture (a
+/// `cargo build` without the feature in the same target directory replaces it).
+fn check_build(daemon: &CallwatchRun) {
+    let text = daemon.output();
+    assert!(
+        !text.contains("this build has no live capture"),
+        "{} was built without the live-capture feature (another `cargo build` \
+         without it shares the target directory?); run this test with its own \
+         CARGO_TARGET_DIR\n{text}",
+        env!("CARGO_BIN_EXE_callwatch")
+    );
 }
 
 fn write_config(dir: &Path, interfaces: &str, bpf: &str) -> PathBuf {
@@ -237,42 +97,14 @@ fn first_packets(src: &[u8], n: usize) -> Vec<u8> {
     out
 }
 
-fn logs(dir: &Path, daemon: &Daemon) -> String {
+fn logs(dir: &Path, daemon: &CallwatchRun) -> String {
     let mut out = String::new();
     for f in ["phone.log", "trunk.log"] {
-        let text = std::fs::read_to_string(dir.join(f)).unwrap_or_default();
-        let tail: Vec<&str> = text.lines().rev().take(25).collect();
-        out.push_str(&format!("--- {f} (last lines)\n"));
-        for l in tail.into_iter().rev() {
-            out.push_str(l);
-            out.push('\n');
-        }
+        out.push_str(&log_tail(&dir.join(f), 25));
     }
-    out.push_str("--- callwatch stderr\n");
-    out.push_str(&daemon.stderr());
+    out.push_str("--- callwatch output\n");
+    out.push_str(&daemon.output());
     out
-}
-
-async fn wait_metrics(
-    http: SocketAddr,
-    what: &str,
-    limit: Duration,
-    why: impl Fn() -> String,
-    pred: impl Fn(&str) -> bool,
-) -> String {
-    let end = Instant::now() + limit;
-    loop {
-        let t = scrape(http).await.unwrap_or_default();
-        if pred(&t) {
-            return t;
-        }
-        assert!(
-            Instant::now() < end,
-            "timed out waiting for {what}\n{t}\n{}",
-            why()
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,7 +115,7 @@ async fn sipp_call_on_lo_is_captured_live_with_late_answer_while_ringing() {
     );
     let g711 =
         std::fs::read(G711).unwrap_or_else(|e| panic!("{G711}: {e} (Debian package sip-tester)"));
-    let dir = work_dir("call");
+    let dir = TempDir::new("live-call");
     std::fs::write(dir.join("rtp.pcap"), first_packets(&g711, RTP_PACKETS)).unwrap();
 
     // Only this test's traffic: its loopback block, its SIP port and media ports.
@@ -292,14 +124,20 @@ async fn sipp_call_on_lo_is_captured_live_with_late_answer_while_ringing() {
         TRUNK_MEDIA + 3
     );
     let config = write_config(&dir, "[\"lo\"]", &bpf);
-    let mut daemon = Daemon::start(&config);
-    let http = daemon.http_addr(Duration::from_secs(20));
+    let mut daemon = start_daemon(&dir, &config);
+    let http = match daemon.try_listening(Duration::from_secs(20)) {
+        Ok(l) => l.http,
+        Err(why) => {
+            check_build(&daemon);
+            panic!("{why}")
+        }
+    };
     // The interface's counters exist once its capture thread runs.
     let t = wait_metrics(
         http,
         "the capture on lo",
         Duration::from_secs(20),
-        || daemon.stderr(),
+        || daemon.output(),
         |t| t.contains(r#"callwatch_capture_kernel_drops_total{interface="lo"}"#),
     )
     .await;
@@ -329,14 +167,14 @@ async fn sipp_call_on_lo_is_captured_live_with_late_answer_while_ringing() {
             .current_dir(&dir);
         cmd
     };
-    let mut phone = Proc::spawn(
+    let mut phone = ProcessGroup::spawn(
         "sipp phone",
         &mut sipp("phone8001", 11, PHONE_MEDIA, &[]),
         &dir.join("phone.log"),
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let remote = format!("{NET}.11:{SIP_PORT}");
-    let mut trunk = Proc::spawn(
+    let mut trunk = ProcessGroup::spawn(
         "sipp trunk",
         &mut sipp("trunk", 20, TRUNK_MEDIA, &[&remote]),
         &dir.join("trunk.log"),
@@ -480,22 +318,23 @@ async fn sipp_call_on_lo_is_captured_live_with_late_answer_while_ringing() {
     );
 
     // SIGTERM: the capture thread stops, the engine drains, the process exits 0.
-    let (status, text) = daemon.terminate();
+    let status = daemon.terminate(Duration::from_secs(20));
+    let text = daemon.output();
     assert!(
         status.is_some_and(|s| s.success()),
         "callwatch did not stop cleanly on SIGTERM: {status:?}\n{text}"
     );
     assert!(text.contains("live capture stopped"), "{text}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn an_interface_that_cannot_be_opened_refuses_the_start_with_the_key_and_reason() {
-    let dir = work_dir("bad-if");
+    let dir = TempDir::new("live-bad-if");
     let config = write_config(&dir, "[\"cwnosuch0\"]", "udp");
-    let mut daemon = Daemon::start(&config);
-    let (status, text) = daemon.exit(Duration::from_secs(20));
-    daemon.check_build();
+    let mut daemon = start_daemon(&dir, &config);
+    let status = daemon.wait_exit(Duration::from_secs(20));
+    check_build(&daemon);
+    let text = daemon.output();
     assert!(
         status.is_some_and(|s| !s.success()),
         "callwatch must refuse to start: {status:?}\n{text}"
@@ -505,18 +344,17 @@ fn an_interface_that_cannot_be_opened_refuses_the_start_with_the_key_and_reason(
         "{text}"
     );
     assert!(text.contains("No such device"), "libpcap's reason\n{text}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn a_filter_that_does_not_compile_refuses_the_start_with_the_key() {
-    let dir = work_dir("bad-bpf");
+    let dir = TempDir::new("live-bad-bpf");
     let config = write_config(&dir, "[\"lo\"]", "udp and port");
-    let mut daemon = Daemon::start(&config);
-    let (status, text) = daemon.exit(Duration::from_secs(20));
-    daemon.check_build();
+    let mut daemon = start_daemon(&dir, &config);
+    let status = daemon.wait_exit(Duration::from_secs(20));
+    check_build(&daemon);
+    let text = daemon.output();
     assert_eq!(status.and_then(|s| s.code()), Some(2), "{text}");
     assert!(text.contains("`capture.bpf`"), "{text}");
     assert!(text.contains("syntax error"), "libpcap's reason\n{text}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
