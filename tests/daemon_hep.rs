@@ -2,22 +2,24 @@
 //! TCP in, `GET /metrics` out. Real time with the late-answer threshold lowered to 1 s,
 //! so that "raised live, before the answer" is seen as an operator would see it.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use callwatch::config::Config;
-use callwatch::daemon::{self, Listeners, Options};
+use callwatch::daemon::Options;
 use callwatch::loadgen::{hep_frame, metric_sum, scrape, CallSpec, Step};
+use common::daemon_task::DaemonTask;
+use common::temp_dir::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 struct Daemon {
     hep: SocketAddr,
     http: SocketAddr,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    task: DaemonTask,
+    _dir: TempDir,
 }
 
 impl Daemon {
@@ -26,38 +28,16 @@ impl Daemon {
         c.rules.late_answer.threshold_ms = 1_000;
         // A store of its own: never the repository's `data/` (tests run in parallel, and
         // a store left by another build must not decide this test).
-        let dir = std::env::temp_dir().join(format!(
-            "callwatch-daemon-hep-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("daemon-hep");
         c.store.url = format!("sqlite://{}/callwatch.db", dir.display());
         let mut opts = Options::default();
         f(&mut c, &mut opts);
-        let cfg = c.validate(None).unwrap();
-        let l = Listeners::bind(
-            "127.0.0.1:0".parse().unwrap(),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
-        let (hep, http) = (l.hep_addr().unwrap(), l.http_addr().unwrap());
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            daemon::run(&cfg, l, opts, async move {
-                let _ = rx.await;
-            })
-            .await
-        });
+        let task = DaemonTask::start(c.validate(None).unwrap(), opts).await;
         let d = Daemon {
-            hep,
-            http,
-            stop: Some(tx),
-            task: Some(task),
+            hep: task.hep,
+            http: task.http,
+            task,
+            _dir: dir,
         };
         d.wait_for("ready", |t| t.contains("callwatch_legs_ringing"))
             .await;
@@ -106,17 +86,8 @@ impl Daemon {
         out
     }
 
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(5), t)
-                .await
-                .expect("daemon stops within 5 s")
-                .unwrap()
-                .unwrap();
-        }
+    async fn stop(self) {
+        self.task.stop_within(Duration::from_secs(5)).await;
     }
 }
 

@@ -15,31 +15,25 @@
 //! saw succeed survives the immediate stop); `fsync = off` only spares the disk, the
 //! operating system keeps running. Fails (never skips) without PostgreSQL's binaries.
 
+mod common;
+
 use std::collections::BTreeMap;
-use std::net::{SocketAddr, TcpListener, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use callwatch::loadgen::{hep_frame, metric_sum, scrape, CallSpec, Story};
+use common::callwatch_run::CallwatchRun;
+use common::ports::free_port;
+use common::temp_dir::TempDir;
 use sqlx::Row;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-fn free_port() -> u16 {
-    // Free on UDP and TCP alike (HEP listens on both).
-    loop {
-        let t = TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = t.local_addr().unwrap().port();
-        if UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-}
 
 /// A throwaway PostgreSQL cluster in a temporary folder; removed when dropped.
 struct Cluster {
     bin: PathBuf,
-    dir: PathBuf,
+    dir: TempDir,
     port: u16,
     /// The user the server runs as when the test runs as root (initdb refuses root).
     owner: Option<String>,
@@ -101,9 +95,7 @@ impl Cluster {
 
     fn init() -> Cluster {
         let bin = Cluster::bindir();
-        let dir = std::env::temp_dir().join(format!("callwatch-pgrestart-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = TempDir::new("pgrestart");
         let root = Command::new("id")
             .arg("-u")
             .output()
@@ -119,13 +111,13 @@ impl Cluster {
         if let Some(user) = &owner {
             let ok = Command::new("chown")
                 .arg(user)
-                .arg(&dir)
+                .arg(dir.path())
                 .status()
                 .is_ok_and(|s| s.success());
             assert!(ok, "chown {user} {}", dir.display());
         }
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let mut c = Cluster {
             bin,
             port: 0,
@@ -200,30 +192,7 @@ impl Drop for Cluster {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status();
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start_daemon(config: &Path) -> Daemon {
-    Daemon(
-        Command::new(env!("CARGO_BIN_EXE_callwatch"))
-            .args(["run", "--config"])
-            .arg(config)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap(),
-    )
 }
 
 /// The status code of `GET path`, or 0 when the daemon does not answer.
@@ -401,7 +370,7 @@ async fn every_leg_reported_across_postgres_outages_is_stored_once() {
         ),
     )
     .unwrap();
-    let mut daemon = start_daemon(&config);
+    let mut daemon = CallwatchRun::start(&config, "warn", &data.join("callwatch.log"));
     wait_until(30, "the daemon up", || async {
         let t = scrape(http).await.map_err(|e| e.to_string())?;
         t.contains("callwatch_store_up")
@@ -454,22 +423,10 @@ async fn every_leg_reported_across_postgres_outages_is_stored_once() {
     // A clean stop writes the late SIP messages (the 200 to the BYE) of the last legs.
     let total = reported(http).await;
     assert_eq!(total, 900, "legs reported");
-    let killed = Command::new("kill")
-        .args(["-TERM", &daemon.0.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        if daemon.0.try_wait().unwrap().is_some() {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the daemon did not stop on SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    assert!(
+        daemon.terminate(Duration::from_secs(30)).is_some(),
+        "the daemon did not stop on SIGTERM"
+    );
 
     let db = sqlx::PgPool::connect(&url).await.unwrap();
     let rows = sqlx::query(
