@@ -2,8 +2,9 @@
 //! both sides of every answered call, between the call's SDP media addresses.
 //!
 //! - Against the engine directly: every report is taken as RTCP and lands on its call's
-//!   leg (found by the SDP addresses; none counted unmatched), no error, and the calls
-//!   still end as their stories say.
+//!   leg (found by the SDP addresses; none counted unmatched), no error, the calls still
+//!   end as their stories say, and every answered leg keeps the reports' figures for both
+//!   directions in `media` (a HEP feed has no RTP: the streams are known from RTCP alone).
 //! - Against the daemon, in-process on loopback port 0 with `loadgen::run` over UDP:
 //!   every packet loadgen sent is received or counted as a kernel drop, none refused or
 //!   ignored, and (when nothing was dropped) every call ends as a leg.
@@ -13,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use callwatch::config::Config;
 use callwatch::daemon::{self, Listeners, Options};
+use callwatch::engine::leg::Party;
 use callwatch::engine::{Captured, Engine, EngineSettings, Event, PayloadHint, SourceId};
 use callwatch::loadgen::{
     self, draw_call, metric_sum, scrape, write_frame, LoadgenOptions, Msg, Rng, Story,
@@ -74,7 +76,17 @@ fn every_rtcp_report_lands_on_its_leg_in_the_engine() {
     while let Some(ev) = engine.poll_event() {
         if let Event::LegEnded { leg, .. } = ev {
             ended += 1;
-            with_rtcp_figures += u64::from(leg.media.iter().any(|m| m.rtcp.is_some()));
+            // Both directions, each a stream known from RTCP alone (no RTP packets) between
+            // the two SDP media addresses, with the reports' figures.
+            let both = [Party::Agent, Party::Customer].iter().all(|&from| {
+                leg.media.iter().any(|m| {
+                    m.from == from
+                        && m.packets == 0
+                        && m.src != m.dst
+                        && m.rtcp.as_ref().is_some_and(|r| r.reports > 0)
+                })
+            });
+            with_rtcp_figures += u64::from(both);
         }
     }
     let s = engine.stats();
@@ -89,8 +101,10 @@ fn every_rtcp_report_lands_on_its_leg_in_the_engine() {
     );
     assert!(s.errors.is_empty(), "{:?}", s.errors);
     assert_eq!(ended, calls, "{s:?}");
-    // The report blocks name the streams' SSRCs; without RTP (a HEP feed carries none)
-    // the engine has no stream to hang their figures on (yet): say what it did.
+    assert_eq!(
+        with_rtcp_figures, answered,
+        "every answered leg keeps RTCP figures for both directions"
+    );
     eprintln!(
         "engine: {rtcp_sent} RTCP reports on {answered} answered legs, {} unmatched; \
          {with_rtcp_figures} of {ended} ended legs carry RTCP figures in `media`",

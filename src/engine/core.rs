@@ -407,6 +407,25 @@ impl StreamTable {
     }
 }
 
+/// A leg an RTCP packet concerns, and the media stream its report blocks describe.
+struct ReportedStream {
+    leg: u64,
+    src: SocketAddr,
+    dst: SocketAddr,
+    /// The party sending that media, when one of the packet's addresses is the leg's.
+    from: Option<Party>,
+}
+
+impl ReportedStream {
+    /// A report about an SSRC the leg has no stream for (a HEP feed has no RTP) opens
+    /// one, so the figures are kept.
+    fn open_in(&self, media: &mut LegMedia, ssrc: u32) {
+        if let Some(from) = self.from {
+            media.open_reported_stream(self.src, self.dst, ssrc, from);
+        }
+    }
+}
+
 /// The detection core. See the module docs.
 pub struct Engine {
     settings: EngineSettings,
@@ -1407,15 +1426,34 @@ impl Engine {
     /// comes from (the RTP port, or the port below for RTCP on port + 1).
     fn on_rtcp(&mut self, pkt: &Captured<'_>) {
         self.stats.rtcp_packets += 1;
-        let mut legs: SmallVec<[u64; 2]> = SmallVec::new();
-        for addr in [pkt.dst, pkt.src] {
+        // Each leg the packet concerns, with the stream its report blocks describe: the
+        // media the packet's sender receives, so it flows from the packet's destination
+        // party (its RTP address, the port below for RTCP on port + 1) to its source.
+        let mut legs: SmallVec<[ReportedStream; 2]> = SmallVec::new();
+        for (is_dst, addr) in [(true, pkt.dst), (false, pkt.src)] {
             for a in [
                 addr,
                 SocketAddr::new(addr.ip(), addr.port().wrapping_sub(1)),
             ] {
-                for (id, _) in self.addr_owners(a) {
-                    if !legs.contains(&id) {
-                        legs.push(id);
+                for (id, party) in self.addr_owners(a) {
+                    let i = match legs.iter().position(|l| l.leg == id) {
+                        Some(i) => i,
+                        None => {
+                            legs.push(ReportedStream {
+                                leg: id,
+                                src: pkt.dst,
+                                dst: pkt.src,
+                                from: None,
+                            });
+                            legs.len() - 1
+                        }
+                    };
+                    let l = &mut legs[i];
+                    if is_dst && l.from.is_none() {
+                        (l.src, l.from) = (a, Some(party));
+                    } else if !is_dst && l.dst == pkt.src {
+                        l.dst = a;
+                        l.from = l.from.or(Some(party.other()));
                     }
                 }
             }
@@ -1439,8 +1477,9 @@ impl Engine {
                 RtcpPacket::ExtendedReport(xr) => {
                     for block in xr.blocks.flatten() {
                         if let XrBlock::VoipMetrics(m) = block {
-                            for id in &legs {
-                                if let Some(leg) = self.legs.get_mut(id) {
+                            for l in &legs {
+                                if let Some(leg) = self.legs.get_mut(&l.leg) {
+                                    l.open_in(&mut leg.media, m.ssrc);
                                     leg.media.on_voip_metrics(
                                         m.ssrc,
                                         m.round_trip_delay_ms,
@@ -1456,8 +1495,9 @@ impl Engine {
                 _ => None,
             };
             for b in blocks.into_iter().flatten() {
-                for id in &legs {
-                    if let Some(leg) = self.legs.get_mut(id) {
+                for l in &legs {
+                    if let Some(leg) = self.legs.get_mut(&l.leg) {
+                        l.open_in(&mut leg.media, b.ssrc);
                         leg.media.on_report_block(
                             b.ssrc,
                             b.fraction_lost_pct(),

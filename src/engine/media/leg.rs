@@ -107,6 +107,16 @@ impl LegMedia {
         from: Party,
     ) -> Option<usize> {
         let m = self.state_mut();
+        // A stream known so far from RTCP alone becomes this RTP stream.
+        if let Some(i) = m
+            .streams
+            .iter()
+            .position(|s| s.ssrc == ssrc && s.stats.figures().packets == 0)
+        {
+            let s = &mut m.streams[i];
+            (s.src, s.dst, s.from) = (src, dst, from);
+            return Some(i);
+        }
         if m.streams.len() >= MAX_STREAMS {
             return None;
         }
@@ -122,6 +132,22 @@ impl LegMedia {
             rtcp: None,
         });
         Some(m.streams.len() - 1)
+    }
+
+    /// A stream known from RTCP alone: a HEP feed carries RTCP but no RTP, so a report
+    /// naming an SSRC the leg has no stream for opens one (no packets, the report's
+    /// figures), unless the leg sees RTP (then RTP opens its streams).
+    pub fn open_reported_stream(
+        &mut self,
+        src: SocketAddr,
+        dst: SocketAddr,
+        ssrc: u32,
+        from: Party,
+    ) {
+        if self.has_rtp() || self.stream_of(ssrc).is_some() {
+            return;
+        }
+        let _ = self.open_stream(src, dst, ssrc, from);
     }
 
     /// One RTP packet of stream `idx`. `talking` is true when the leg is answered and
