@@ -88,7 +88,11 @@ fn call(out: &mut Vec<Pkt>, i: usize, t: i64, end: Option<bool>) {
         Some(false) => {
             p(3_000_000, false, c.cancel());
             p(3_010_000, true, c.cancel_ok());
-            p(3_020_000, true, c.invite_response(487, "Request Terminated"));
+            p(
+                3_020_000,
+                true,
+                c.invite_response(487, "Request Terminated"),
+            );
             p(3_030_000, false, c.ack("inv"));
         }
         None => {
