@@ -21,8 +21,9 @@ function u16(n) { const b = Buffer.alloc(2); b.writeUInt16BE(n); return b; }
 function u32(n) { const b = Buffer.alloc(4); b.writeUInt32BE(n >>> 0); return b; }
 function ip4(s) { return Buffer.from(s.split('.').map(Number)); }
 
-/** One SIP message in HEP v3, stamped with the wall clock. */
-function hep(src, dst, sip) {
+/** One SIP message (or, with `proto` 5, a raw RTCP packet) in HEP v3, stamped with the
+ * wall clock. */
+function hep(src, dst, sip, proto = 1) {
   const now = Date.now();
   const body = Buffer.concat([
     chunk(0x0001, u8(2)),
@@ -33,9 +34,9 @@ function hep(src, dst, sip) {
     chunk(0x0008, u16(dst.port)),
     chunk(0x0009, u32(Math.floor(now / 1000))),
     chunk(0x000a, u32((now % 1000) * 1000)),
-    chunk(0x000b, u8(1)),
+    chunk(0x000b, u8(proto)),
     chunk(0x000c, u32(7)),
-    chunk(0x000f, Buffer.from(sip, 'utf8')),
+    chunk(0x000f, typeof sip === 'string' ? Buffer.from(sip, 'utf8') : sip),
   ]);
   const head = Buffer.from('HEP3\0\0', 'latin1');
   const out = Buffer.concat([head, body]);
@@ -147,6 +148,27 @@ class Feed {
     const [bye, ok] = call.bye();
     await this.fromSwitch(call, bye);
     await this.fromPhone(call, ok);
+  }
+  /**
+   * The phone's RTCP receiver report (RFC 3550 §6.4.2) about the switch's audio, sent from
+   * its SDP media port + 1 to the switch's: `lostPct` fraction lost, `jitter` in
+   * timestamp units (8 kHz). What an SBC or rtpengine sends as HEP type 5.
+   */
+  async rtcpFromPhone(call, lostPct, jitter) {
+    const rr = Buffer.alloc(32);
+    rr.writeUInt8(0x81, 0); // V=2, one report block
+    rr.writeUInt8(201, 1); // RR
+    rr.writeUInt16BE(7, 2); // length in 32-bit words - 1
+    rr.writeUInt32BE(0x0a0b0c0d, 4); // the phone's SSRC
+    rr.writeUInt32BE(0x1a2b3c4d, 8); // the switch's stream
+    rr.writeUInt8(Math.round((lostPct * 256) / 100), 12);
+    rr.writeUInt32BE(1000, 16); // highest sequence number
+    rr.writeUInt32BE(jitter, 20);
+    const from = { ip: call.phone.ip, port: 30001 };
+    const to = { ip: SWITCH.ip, port: 10001 };
+    await new Promise((resolve, reject) => {
+      this.sock.send(hep(from, to, rr, 5), this.port, '127.0.0.1', (e) => (e ? reject(e) : resolve()));
+    });
   }
   /** The agent hangs up first (a BYE from the phone). */
   async agentHangsUp(call) {

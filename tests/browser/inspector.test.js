@@ -190,7 +190,10 @@ test('the inspector pages in a real browser', { timeout: 180000 }, async (t) => 
   await feed.ring(bad);
   await sleep(THRESHOLD_MS + 400);
   await feed.answer(bad);
-  await sleep(700);
+  await sleep(300);
+  // The phone reports 5 % lost and 10 ms of jitter on the switch's audio (HEP has no RTP).
+  await feed.rtcpFromPhone(bad, 5, 80);
+  await sleep(400);
   await feed.agentHangsUp(bad);
   // 王伟 (8002) answers at once and the customer hangs up: stored, not flagged.
   const good = new Call('inspect-good-1', '8002', CUSTOMERS[1]);
@@ -290,6 +293,16 @@ test('the inspector pages in a real browser', { timeout: 180000 }, async (t) => 
   await page.keyboard.press('Enter');
   await until('the call page', () => page.locator('#ladder').isVisible());
   const legId = await page.evaluate(() => decodeURIComponent(location.hash.replace('#/call/', '')));
+
+  // Media quality from the phone's RTCP report (HEP carries no RTP): the switch's audio
+  // as the phone received it, 5 % lost (13/256 = 5.08) and 10 ms of jitter.
+  const media = await page.locator('#media tr').evaluateAll((rs) =>
+    rs.slice(1).map((r) => Array.from(r.cells).map((c) => c.textContent)));
+  assert.equal(media.length, 1, JSON.stringify(media));
+  assert.match(media[0][0], /^customer 10\.1\.0\.10:10000 → 10\.1\.9\.\d+:30000$/);
+  assert.equal(media[0][2], 'RTCP ×1');
+  assert.match(media[0][3], /^5\.08 \(max 5\.08\)$/);
+  assert.equal(media[0][4], '10 / 10');
 
   // The timeline: ringing then talking, the three violations marked.
   const phases = await page.locator('#timeline rect.phase').evaluateAll((rs) => rs.map((r) => r.dataset.kind));
