@@ -14,6 +14,11 @@ use callwatch::config::Config;
 use callwatch::daemon::{self, Listeners, Options as DaemonOptions};
 use callwatch::loadgen::{self, LoadgenOptions, Story};
 
+/// mimalloc instead of glibc's malloc: the daemon frees on the engine thread what the
+/// HEP receive thread allocated, which glibc's per-thread arenas handle badly.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "callwatch",
