@@ -16,7 +16,7 @@
 # 5,000 concurrent open legs.
 #
 # Usage: bash scripts/bench_ingest.sh
-#   RATES="50000 100000 200000 300000"  offered HEP packets/s (UDP), signalling only
+#   RATES="50000 100000 200000 300000"  offered HEP packets/s (UDP), signalling only ("" skips)
 #   RTCP_RATES="$RATES"                 offered HEP packets/s, RTCP mix ("" skips it)
 #   RTCP_INTERVAL_MS=10                 RTCP report interval per side (scaled call time)
 #   SECONDS_EACH=8                      seconds of load per rate
@@ -27,7 +27,7 @@
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
-RATES=${RATES:-"50000 100000 200000 300000"}
+RATES=${RATES-"50000 100000 200000 300000"}
 RTCP_RATES=${RTCP_RATES-$RATES}
 RTCP_INTERVAL_MS=${RTCP_INTERVAL_MS:-10}
 SECONDS_EACH=${SECONDS_EACH:-8}
@@ -197,7 +197,9 @@ EOF
     stop_daemon
 }
 
-run_table "signalling only (SIP)" "$RATES" ""
+if [ -n "$RATES" ]; then
+    run_table "signalling only (SIP)" "$RATES" ""
+fi
 if [ -n "$RTCP_RATES" ]; then
     run_table "RTCP mix (--rtcp-interval-ms $RTCP_INTERVAL_MS)" "$RTCP_RATES" \
         "--rtcp-interval-ms $RTCP_INTERVAL_MS"
@@ -216,7 +218,14 @@ timeout 90 "$BIN" loadgen --target "127.0.0.1:$HEP_PORT" --cps "$cps" --concurre
     --duration-s 60 --time-scale 1 --seed 7 2> "$WORK/loadgen_legs.txt" &
 LG=$!
 # Calls ring 1-20 s and talk 5-30 s: after $secs s nearly every call started is still open.
-sleep "$secs.3"
+# RSS is read at half and at all of them: the slope between the two is the memory each
+# further leg takes, whatever the allocator kept from start-up (mimalloc keeps freed
+# pages for reuse, which makes "RSS with them - RSS before" read low).
+sleep "$(( secs / 2 )).3"
+m=$(scrape)
+open_half=$(( $(metric "$m" callwatch_legs_ringing) + $(metric "$m" callwatch_legs_active) ))
+rss_half=$(status_kb VmRSS)
+sleep "$(( secs - secs / 2 ))"
 m=$(scrape)
 open=$(( $(metric "$m" callwatch_legs_ringing) + $(metric "$m" callwatch_legs_active) ))
 rss1=$(status_kb VmRSS)
@@ -227,9 +236,9 @@ kill -KILL "$LG" 2>/dev/null || true
 wait "$LG" 2>/dev/null || true
 msgs=$(sed -n 's/^loadgen: \([0-9]*\) HEP packets (\([0-9]*\) bytes).*/\1/p' "$WORK/loadgen_legs.txt")
 bytes=$(sed -n 's/^loadgen: \([0-9]*\) HEP packets (\([0-9]*\) bytes).*/\2/p' "$WORK/loadgen_legs.txt")
-python3 - "$open" "$rss0" "$rss1" "$hwm" "${msgs:-0}" "${bytes:-0}" <<'EOF'
+python3 - "$open" "$rss0" "$rss1" "$hwm" "${msgs:-0}" "${bytes:-0}" "$open_half" "$rss_half" <<'EOF'
 import sys
-open_legs, rss0, rss1, hwm, msgs, hep_bytes = map(int, sys.argv[1:])
+open_legs, rss0, rss1, hwm, msgs, hep_bytes, open_half, rss_half = map(int, sys.argv[1:])
 grown = (rss1 - rss0) * 1024
 # The store keeps the SIP text of open calls in its own bounded budget (SPEC 7), outside
 # the per-leg figure: each message whole plus its row (addresses, first line: about
@@ -239,6 +248,10 @@ print(f"open legs {open_legs}; RSS {rss0/1024:.1f} MB before, {rss1/1024:.1f} MB
 if open_legs:
     print(f"RSS per open leg: {grown/open_legs:.0f} B, of which SIP text held for the store about "
           f"{sip/open_legs:.0f} B ({msgs} messages): about {(grown-sip)/open_legs:.0f} B per leg besides")
+if open_legs > open_half > 0:
+    slope = (rss1 - rss_half) * 1024 / (open_legs - open_half)
+    print(f"slope from {open_half} to {open_legs} open legs ({rss_half/1024:.1f} -> {rss1/1024:.1f} MB): "
+          f"{slope:.0f} B per further leg, about {slope - sip/open_legs:.0f} B besides the SIP text")
 EOF
 stop_daemon
 echo "# engine heap per open leg (counting allocator): cargo test --release --test leg_memory -- --nocapture"
