@@ -21,6 +21,7 @@ use super::hold::{HoldChange, HoldTracker};
 use super::input::{Captured, PayloadHint, SourceId};
 use super::leg::{Direction, EndReason, HangupBy, LegRecord, Outcome, Party, Survey};
 use super::media::leg::LegMedia;
+use super::media::slab::{MediaSlab, MediaSlot};
 use super::media::{CodecId, CodecImpairment};
 use super::registrations::{self, RegState, Registrations};
 use super::rules::{self, RuleId, Violation};
@@ -173,11 +174,10 @@ struct Leg {
     bye: Option<ByeSeen>,
     transfers: Transfers,
     holds: HoldTracker,
-    media: LegMedia,
+    /// The slot of the leg's media (and the facts its RTP needs) in `Engine::media`.
+    media: MediaSlot,
     /// The RTP addresses this leg's SDP announced (keys of `Engine::media_addrs`).
     media_addrs: SmallVec<[SocketAddr; 2]>,
-    /// A media-timeout deadline is pending.
-    media_timer: bool,
     last_event_at: CaptureTime,
 }
 
@@ -209,6 +209,16 @@ impl Leg {
 
     fn has_raised(&self, rule: RuleId) -> bool {
         self.rec.violations.iter().any(|v| v.rule == rule)
+    }
+
+    /// Copies the leg facts its RTP packets read into its media slot: call it whenever
+    /// the leg's state or holds change.
+    fn sync_media(&self, media: &mut MediaSlab) {
+        if let Some(h) = media.get_mut(self.media) {
+            h.talking = self.state == LegState::Confirmed && !self.holds.any_open();
+            h.ended = self.state == LegState::Ended;
+            h.one_way_raised = self.has_raised(RuleId::OneWayAudio);
+        }
     }
 
     /// The leg's event time: never before its previous event (SPEC §1).
@@ -336,21 +346,22 @@ impl StreamKey {
         }
     }
 }
-/// The legs (and their stream index) a stream belongs to: two for an internal call.
-type StreamOwners = SmallVec<[(u64, usize); 2]>;
+/// The legs (their media slots, and the stream's index there) a stream belongs to:
+/// two for an internal call.
+type StreamOwners = SmallVec<[(MediaSlot, usize); 2]>;
 
-/// A leg and the index of the stream in it, in one word (stream indexes are below
-/// [`crate::engine::media::leg::MAX_STREAMS`]).
+/// A leg's media slot and the index of the stream in it, in one word (stream indexes
+/// are below [`crate::engine::media::leg::MAX_STREAMS`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct StreamOwner(u64);
 
 impl StreamOwner {
-    fn new(leg: u64, idx: usize) -> StreamOwner {
-        StreamOwner(leg << 8 | (idx as u64 & 0xff))
+    fn new(slot: MediaSlot, idx: usize) -> StreamOwner {
+        StreamOwner(u64::from(slot) << 8 | (idx as u64 & 0xff))
     }
 
-    fn leg(self) -> u64 {
-        self.0 >> 8
+    fn slot(self) -> MediaSlot {
+        (self.0 >> 8) as MediaSlot
     }
 
     fn index(self) -> usize {
@@ -378,7 +389,7 @@ impl StreamTable {
     fn insert(&mut self, key: StreamKey, owners: &StreamOwners) {
         let owners = owners
             .iter()
-            .map(|&(id, idx)| StreamOwner::new(id, idx))
+            .map(|&(slot, idx)| StreamOwner::new(slot, idx))
             .collect();
         match key {
             StreamKey::V4(k) => self.v4.insert(k, owners),
@@ -386,23 +397,24 @@ impl StreamTable {
         };
     }
 
-    /// Takes leg `id` off the stream; the stream goes when it has no owner left.
-    fn remove_leg(&mut self, key: StreamKey, id: u64) {
+    /// Takes the leg whose media is in `slot` off the stream; the stream goes when it
+    /// has no owner left.
+    fn remove_leg(&mut self, key: StreamKey, slot: MediaSlot) {
         fn remove<K: std::hash::Hash + Eq>(
             t: &mut HashMap<K, SmallVec<[StreamOwner; 2]>>,
             k: K,
-            id: u64,
+            slot: MediaSlot,
         ) {
             if let Some(owners) = t.get_mut(&k) {
-                owners.retain(|o| o.leg() != id);
+                owners.retain(|o| o.slot() != slot);
                 if owners.is_empty() {
                     t.remove(&k);
                 }
             }
         }
         match key {
-            StreamKey::V4(k) => remove(&mut self.v4, k, id),
-            StreamKey::Other(s, d, ssrc) => remove(&mut self.other, (s, d, ssrc), id),
+            StreamKey::V4(k) => remove(&mut self.v4, k, slot),
+            StreamKey::Other(s, d, ssrc) => remove(&mut self.other, (s, d, ssrc), slot),
         }
     }
 }
@@ -442,8 +454,10 @@ pub struct Engine {
     clocks: HashMap<SourceId, CaptureTime>,
     customers: HashMap<Vec<u8>, Option<String>>,
     customer_order: VecDeque<Vec<u8>>,
-    /// RTP stream (source, destination, SSRC) → leg and stream index.
+    /// RTP stream (source, destination, SSRC) → media slot and stream index.
     streams: StreamTable,
+    /// Every leg's media, with the leg facts its RTP packets need.
+    media: MediaSlab,
     /// Where a party of a leg receives RTP, from its SDP → leg and party
     /// ([`AddrOwner`]), keyed by [`addr_key`]; see [`Engine::addr_owners`].
     media_addrs: HashMap<u64, SmallVec<[AddrOwner; 2]>>,
@@ -467,6 +481,7 @@ impl Engine {
             customers: HashMap::default(),
             customer_order: VecDeque::new(),
             streams: StreamTable::default(),
+            media: MediaSlab::default(),
             media_addrs: HashMap::default(),
             registrations: Registrations::default(),
             reg_timers: HashMap::default(),
@@ -753,9 +768,8 @@ impl Engine {
                 bye: None,
                 transfers: Transfers::default(),
                 holds: HoldTracker::default(),
-                media: LegMedia::default(),
+                media: self.media.insert(id, pkt.source),
                 media_addrs: SmallVec::new(),
-                media_timer: false,
                 last_event_at: pkt.at,
             };
             leg.copies
@@ -1150,7 +1164,10 @@ impl Engine {
         leg.rec.ring_ms = Some(ring_ms);
         leg.rec.outcome = Some(Outcome::Answered);
         leg.state = LegState::Confirmed;
-        leg.media.reset_one_way();
+        if let Some(h) = self.media.get_mut(leg.media) {
+            h.media.reset_one_way();
+        }
+        leg.sync_media(&mut self.media);
         self.stats.legs_answered += 1;
         if leg.is_inbound() && !leg.has_raised(RuleId::LateAnswer) {
             if let Some(v) = rules::late_answer::check(ring_start, ring_ms, late_ms) {
@@ -1173,6 +1190,7 @@ impl Engine {
                     glare: false,
                 });
                 leg.state = LegState::Terminating;
+                leg.sync_media(&mut self.media);
                 let src = leg.rec.source;
                 self.deadlines
                     .schedule(src, at.plus_millis(BYE_GRACE_MS), id, TimerKind::ByeGrace);
@@ -1197,7 +1215,10 @@ impl Engine {
         let Some(leg) = self.legs.get_mut(&id) else {
             return;
         };
-        leg.media.reset_one_way();
+        if let Some(h) = self.media.get_mut(leg.media) {
+            h.media.reset_one_way();
+        }
+        leg.sync_media(&mut self.media);
         leg.rec.holds = leg.holds.episodes().to_vec();
         match change {
             HoldChange::Started(by) => {
@@ -1315,9 +1336,11 @@ impl Engine {
         let Some(leg) = self.legs.get_mut(&id) else {
             return;
         };
-        for m in &audio.rtpmap {
-            if let Ok(name) = std::str::from_utf8(m.encoding) {
-                leg.media.note_rtpmap(m.payload_type, name, m.clock_rate);
+        if let Some(h) = self.media.get_mut(leg.media) {
+            for m in &audio.rtpmap {
+                if let Ok(name) = std::str::from_utf8(m.encoding) {
+                    h.media.note_rtpmap(m.payload_type, name, m.clock_rate);
+                }
             }
         }
         let Some(ip) = audio.effective_connection(&sdp) else {
@@ -1398,12 +1421,12 @@ impl Engine {
         let taken = match self.streams.get(&key) {
             None => false,
             // Nearly every stream has one owner: no copy of the owner list.
-            Some(&[o]) => self.on_leg_rtp(o.leg(), o.index(), pkt.at, &hdr),
+            Some(&[o]) => self.on_leg_rtp(o.slot(), o.index(), pkt.at, &hdr),
             Some(owners) => {
                 let owners: SmallVec<[StreamOwner; 4]> = SmallVec::from_slice(owners);
                 let mut taken = false;
                 for o in owners {
-                    taken |= self.on_leg_rtp(o.leg(), o.index(), pkt.at, &hdr);
+                    taken |= self.on_leg_rtp(o.slot(), o.index(), pkt.at, &hdr);
                 }
                 taken
             }
@@ -1416,8 +1439,8 @@ impl Engine {
         if owners.is_empty() {
             self.stats.rtp_unmatched += 1;
         }
-        for (id, idx) in owners {
-            self.on_leg_rtp(id, idx, pkt.at, &hdr);
+        for (slot, idx) in owners {
+            self.on_leg_rtp(slot, idx, pkt.at, &hdr);
         }
     }
 
@@ -1478,9 +1501,9 @@ impl Engine {
                     for block in xr.blocks.flatten() {
                         if let XrBlock::VoipMetrics(m) = block {
                             for l in &legs {
-                                if let Some(leg) = self.legs.get_mut(&l.leg) {
-                                    l.open_in(&mut leg.media, m.ssrc);
-                                    leg.media.on_voip_metrics(
+                                if let Some(media) = self.leg_media(l.leg) {
+                                    l.open_in(media, m.ssrc);
+                                    media.on_voip_metrics(
                                         m.ssrc,
                                         m.round_trip_delay_ms,
                                         m.mos_lq(),
@@ -1496,9 +1519,9 @@ impl Engine {
             };
             for b in blocks.into_iter().flatten() {
                 for l in &legs {
-                    if let Some(leg) = self.legs.get_mut(&l.leg) {
-                        l.open_in(&mut leg.media, b.ssrc);
-                        leg.media.on_report_block(
+                    if let Some(media) = self.leg_media(l.leg) {
+                        l.open_in(media, b.ssrc);
+                        media.on_report_block(
                             b.ssrc,
                             b.fraction_lost_pct(),
                             b.cumulative_lost,
@@ -1508,6 +1531,12 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The media of leg `id`.
+    fn leg_media(&mut self, id: u64) -> Option<&mut LegMedia> {
+        let slot = self.legs.get(&id)?.media;
+        self.media.get_mut(slot).map(|h| &mut h.media)
     }
 
     /// A stream not seen before: it goes to the legs whose SDP announced its
@@ -1524,14 +1553,18 @@ impl Engine {
         }
         let mut owners = StreamOwners::new();
         for (id, from) in parties {
-            let Some(leg) = self.legs.get_mut(&id) else {
+            let Some(leg) = self.legs.get(&id) else {
                 continue;
             };
             if leg.state == LegState::Ended {
                 continue;
             }
-            match leg.media.open_stream(pkt.src, pkt.dst, ssrc, from) {
-                Some(idx) => owners.push((id, idx)),
+            let slot = leg.media;
+            let Some(h) = self.media.get_mut(slot) else {
+                continue;
+            };
+            match h.media.open_stream(pkt.src, pkt.dst, ssrc, from) {
+                Some(idx) => owners.push((slot, idx)),
                 None => self.stats.count_error("rtp_too_many_streams"),
             }
         }
@@ -1541,41 +1574,45 @@ impl Engine {
         owners
     }
 
-    /// One RTP packet of a leg's stream; false when the leg has ended (the packet is
-    /// not its).
-    fn on_leg_rtp(&mut self, id: u64, idx: usize, at: CaptureTime, hdr: &rtp::RtpHeader) -> bool {
+    /// One RTP packet of a leg's stream (the leg's media slot and the stream's index
+    /// there); false when the leg has ended (the packet is not its). Reads and writes
+    /// the media slot only, never the `Leg`.
+    fn on_leg_rtp(
+        &mut self,
+        slot: MediaSlot,
+        idx: usize,
+        at: CaptureTime,
+        hdr: &rtp::RtpHeader,
+    ) -> bool {
         let one_way_min = self.settings.one_way_min_ms;
         let media_timeout = self.settings.media_timeout_ms;
-        let Some(leg) = self.legs.get_mut(&id) else {
+        let Some(h) = self.media.get_mut(slot) else {
             return false;
         };
-        if leg.state == LegState::Ended {
+        if h.ended {
             return false;
         }
-        let talking = leg.state == LegState::Confirmed && !leg.holds.any_open();
-        leg.media.on_packet(idx, at, hdr, talking);
-        if talking && !leg.media_timer {
-            leg.media_timer = true;
-            let src = leg.rec.source;
+        let id = h.leg;
+        h.media.on_packet(idx, at, hdr, h.talking);
+        if h.talking && !h.media_timer {
+            h.media_timer = true;
             self.deadlines.schedule(
-                src,
+                h.source,
                 at.plus_millis(media_timeout),
                 id,
                 TimerKind::MediaTimeout,
             );
         }
-        if leg.media.one_way_ms() > one_way_min && !leg.has_raised(RuleId::OneWayAudio) {
-            let flowing = leg.media.flowing_direction();
-            let became_true = leg
+        if h.media.one_way_ms() > one_way_min && !h.one_way_raised {
+            let flowing = h.media.flowing_direction();
+            let became_true = h
                 .media
                 .one_way_since()
                 .map_or(at, |s| s.plus_millis(one_way_min).min(at));
-            if let Some(v) = rules::one_way_audio::check(
-                leg.media.one_way_ms(),
-                one_way_min,
-                flowing,
-                became_true,
-            ) {
+            if let Some(v) =
+                rules::one_way_audio::check(h.media.one_way_ms(), one_way_min, flowing, became_true)
+            {
+                h.one_way_raised = true;
                 self.raise(id, v);
             }
         }
@@ -1679,6 +1716,7 @@ impl Engine {
             leg.transfers.survey(inbound, answered, hangup_by)
         };
         leg.state = LegState::Ended;
+        leg.sync_media(&mut self.media);
         let mut raise = Vec::new();
         if !leg.has_raised(RuleId::LongHold) {
             if let Some(h) = leg
@@ -1725,13 +1763,16 @@ impl Engine {
             raise.extend(v);
         }
         let codecs = &self.settings.codec_constants;
-        leg.rec.media = leg.media.records(&|c| {
-            codecs
-                .iter()
-                .find(|(id, _)| *id == c)
-                .map_or_else(|| CodecImpairment::for_codec(c), |(_, k)| *k)
+        let media = self.media.get(leg.media).map(|h| &h.media);
+        leg.rec.media = media.map_or_else(Vec::new, |m| {
+            m.records(&|c| {
+                codecs
+                    .iter()
+                    .find(|(id, _)| *id == c)
+                    .map_or_else(|| CodecImpairment::for_codec(c), |(_, k)| *k)
+            })
         });
-        if answered && leg.media.has_rtp() {
+        if answered && media.is_some_and(|m| m.has_rtp()) {
             let (min_mos, max_loss) = (self.settings.min_mos, self.settings.max_loss_pct);
             raise.extend(rules::poor_audio::check(
                 &leg.rec.media,
@@ -1754,9 +1795,13 @@ impl Engine {
         let Some(leg) = self.legs.remove(&id) else {
             return;
         };
-        for (src, dst, ssrc) in leg.media.keys() {
-            self.streams.remove_leg(StreamKey::new(src, dst, ssrc), id);
+        if let Some(h) = self.media.get(leg.media) {
+            for (src, dst, ssrc) in h.media.keys() {
+                self.streams
+                    .remove_leg(StreamKey::new(src, dst, ssrc), leg.media);
+            }
         }
+        self.media.remove(leg.media);
         for &addr in &leg.media_addrs {
             let key = addr_key(&self.hasher, addr);
             if let Some(owners) = self.media_addrs.get_mut(&key) {
@@ -1837,12 +1882,16 @@ impl Engine {
                 }
             }
             TimerKind::MediaTimeout => {
-                leg.media_timer = false;
+                let slot = self.media.get_mut(leg.media);
+                let last_rtp = slot.as_ref().and_then(|h| h.media.last_rtp_at);
+                if let Some(h) = slot {
+                    h.media_timer = false;
+                }
                 let timeout = self.settings.media_timeout_ms;
                 // Time without RTP counts off hold only: from the last packet or the
                 // end of the latest hold, whichever is later.
                 let resumed = leg.holds.episodes().iter().filter_map(|h| h.end_at).max();
-                let last = leg.media.last_rtp_at.max(resumed).unwrap_or(due);
+                let last = last_rtp.max(resumed).unwrap_or(due);
                 if leg.state != LegState::Confirmed {
                     return;
                 }
@@ -1856,7 +1905,9 @@ impl Engine {
                 };
                 match next {
                     Some(at) => {
-                        leg.media_timer = true;
+                        if let Some(h) = self.media.get_mut(leg.media) {
+                            h.media_timer = true;
+                        }
                         let src = leg.rec.source;
                         self.deadlines
                             .schedule(src, at, id, TimerKind::MediaTimeout);

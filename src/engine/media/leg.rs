@@ -49,12 +49,13 @@ pub struct RtcpFigures {
     pub r_factor: Option<u8>,
 }
 
-/// The streams and media state of one leg. Small in the leg itself (24 bytes: every
-/// open leg carries one inline in the engine's table); the state lives in one box made
-/// when the leg's SDP names a payload type or its first stream opens.
+/// The streams and media state of one leg. Kept in the engine's media slab
+/// ([`super::slab`]), not in the leg: an RTP packet reads it straight from the stream
+/// table. The state is inline (no box to chase per packet); the streams are one
+/// allocation made when the first stream opens.
 #[derive(Default)]
 pub struct LegMedia {
-    state: Option<Box<MediaState>>,
+    state: MediaState,
     /// Last RTP packet of either direction (media timeout).
     pub last_rtp_at: Option<CaptureTime>,
 }
@@ -84,18 +85,11 @@ fn slot(p: Party) -> usize {
 impl LegMedia {
     /// Records the payload types an SDP of the leg named (`a=rtpmap`).
     pub fn note_rtpmap(&mut self, pt: u8, encoding: &str, clock_rate: u32) {
-        let _ = self
-            .state_mut()
-            .payloads
-            .insert_rtpmap(pt, encoding, clock_rate);
-    }
-
-    fn state_mut(&mut self) -> &mut MediaState {
-        self.state.get_or_insert_with(Box::default)
+        let _ = self.state.payloads.insert_rtpmap(pt, encoding, clock_rate);
     }
 
     fn streams(&self) -> &[Stream] {
-        self.state.as_deref().map_or(&[], |m| &m.streams)
+        &self.state.streams
     }
 
     /// Opens a new stream; None when the leg already has [`MAX_STREAMS`].
@@ -106,7 +100,7 @@ impl LegMedia {
         ssrc: u32,
         from: Party,
     ) -> Option<usize> {
-        let m = self.state_mut();
+        let m = &mut self.state;
         // A stream known so far from RTCP alone becomes this RTP stream.
         if let Some(i) = m
             .streams
@@ -153,9 +147,7 @@ impl LegMedia {
     /// One RTP packet of stream `idx`. `talking` is true when the leg is answered and
     /// not on hold: only then does one-way flow count.
     pub fn on_packet(&mut self, idx: usize, at: CaptureTime, hdr: &RtpHeader, talking: bool) {
-        let Some(m) = self.state.as_deref_mut() else {
-            return;
-        };
+        let m = &mut self.state;
         let Some(s) = m.streams.get_mut(idx) else {
             return;
         };
@@ -227,21 +219,18 @@ impl LegMedia {
     /// The leg was answered, or a hold began or ended, at `at`: one-way periods
     /// restart and count from there.
     pub fn reset_one_way(&mut self) {
-        if let Some(m) = self.state.as_deref_mut() {
-            m.one_way_since = None;
-            m.first_since_counting = [None, None];
-        }
+        self.state.one_way_since = None;
+        self.state.first_since_counting = [None, None];
     }
 
     /// The latest stream with `ssrc`.
     fn stream_of(&mut self, ssrc: u32) -> Option<&mut Stream> {
-        let m = self.state.as_deref_mut()?;
-        m.streams.iter_mut().rev().find(|s| s.ssrc == ssrc)
+        self.state.streams.iter_mut().rev().find(|s| s.ssrc == ssrc)
     }
 
     /// When the current one-way period began, if one is going on.
     pub fn one_way_since(&self) -> Option<CaptureTime> {
-        self.state.as_deref().and_then(|m| m.one_way_since)
+        self.state.one_way_since
     }
 
     pub fn has_rtp(&self) -> bool {
@@ -250,14 +239,13 @@ impl LegMedia {
 
     /// The longest period so far where media flowed in one direction only, in ms.
     pub fn one_way_ms(&self) -> u64 {
-        let us = self.state.as_deref().map_or(0, |m| m.one_way_longest_us);
+        let us = self.state.one_way_longest_us;
         (us / 1000).max(0) as u64
     }
 
     /// The direction that flowed during one-way periods (the other one was silent).
     pub fn flowing_direction(&self) -> Option<Party> {
-        let last_from = self.state.as_deref().map_or([None, None], |m| m.last_from);
-        match last_from {
+        match self.state.last_from {
             [Some(_), None] => Some(Party::Agent),
             [None, Some(_)] => Some(Party::Customer),
             [Some(a), Some(c)] => Some(if a >= c {

@@ -12,11 +12,13 @@
 //! - [`codec`]: payload type numbers, codecs and RTP clock rates;
 //! - [`stats`]: the per-stream statistics;
 //! - [`mos`]: R factor and MOS;
-//! - [`leg`]: the streams of one agent leg and the one-way-audio tracker.
+//! - [`leg`]: the streams of one agent leg and the one-way-audio tracker;
+//! - [`slab`]: every leg's media with the leg facts an RTP packet needs, in one slab.
 
 pub mod codec;
 pub mod leg;
 pub mod mos;
+pub mod slab;
 pub mod stats;
 
 pub use codec::{CodecId, PayloadInfo, PayloadMap};
