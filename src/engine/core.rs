@@ -20,7 +20,7 @@ use super::event::Event;
 use super::hold::{HoldChange, HoldTracker};
 use super::input::{Captured, PayloadHint, SourceId};
 use super::leg::{Direction, EndReason, HangupBy, LegRecord, Outcome, Party, Survey};
-use super::media::leg::LegMedia;
+use super::media::leg::{LegMedia, StreamId, StreamStore};
 use super::media::slab::{MediaSlab, MediaSlot};
 use super::media::{CodecId, CodecImpairment};
 use super::registrations::{self, RegState, Registrations};
@@ -346,26 +346,25 @@ impl StreamKey {
         }
     }
 }
-/// The legs (their media slots, and the stream's index there) a stream belongs to:
-/// two for an internal call.
-type StreamOwners = SmallVec<[(MediaSlot, usize); 2]>;
+/// The legs (their media slots, and the stream in the media slab's store) a stream
+/// belongs to: two for an internal call.
+type StreamOwners = SmallVec<[(MediaSlot, StreamId); 2]>;
 
-/// A leg's media slot and the index of the stream in it, in one word (stream indexes
-/// are below [`crate::engine::media::leg::MAX_STREAMS`]).
+/// A leg's media slot and the stream's place in the media slab's store, in one word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct StreamOwner(u64);
 
 impl StreamOwner {
-    fn new(slot: MediaSlot, idx: usize) -> StreamOwner {
-        StreamOwner(u64::from(slot) << 8 | (idx as u64 & 0xff))
+    fn new(slot: MediaSlot, stream: StreamId) -> StreamOwner {
+        StreamOwner(u64::from(slot) << 32 | u64::from(stream))
     }
 
     fn slot(self) -> MediaSlot {
-        (self.0 >> 8) as MediaSlot
+        (self.0 >> 32) as MediaSlot
     }
 
-    fn index(self) -> usize {
-        (self.0 & 0xff) as usize
+    fn stream(self) -> StreamId {
+        self.0 as StreamId
     }
 }
 
@@ -389,7 +388,7 @@ impl StreamTable {
     fn insert(&mut self, key: StreamKey, owners: &StreamOwners) {
         let owners = owners
             .iter()
-            .map(|&(slot, idx)| StreamOwner::new(slot, idx))
+            .map(|&(slot, stream)| StreamOwner::new(slot, stream))
             .collect();
         match key {
             StreamKey::V4(k) => self.v4.insert(k, owners),
@@ -431,9 +430,9 @@ struct ReportedStream {
 impl ReportedStream {
     /// A report about an SSRC the leg has no stream for (a HEP feed has no RTP) opens
     /// one, so the figures are kept.
-    fn open_in(&self, media: &mut LegMedia, ssrc: u32) {
+    fn open_in(&self, media: &mut LegMedia, store: &mut StreamStore, ssrc: u32) {
         if let Some(from) = self.from {
-            media.open_reported_stream(self.src, self.dst, ssrc, from);
+            media.open_reported_stream(store, self.src, self.dst, ssrc, from);
         }
     }
 }
@@ -1421,12 +1420,12 @@ impl Engine {
         let taken = match self.streams.get(&key) {
             None => false,
             // Nearly every stream has one owner: no copy of the owner list.
-            Some(&[o]) => self.on_leg_rtp(o.slot(), o.index(), pkt.at, &hdr),
+            Some(&[o]) => self.on_leg_rtp(o.slot(), o.stream(), pkt.at, &hdr),
             Some(owners) => {
                 let owners: SmallVec<[StreamOwner; 4]> = SmallVec::from_slice(owners);
                 let mut taken = false;
                 for o in owners {
-                    taken |= self.on_leg_rtp(o.slot(), o.index(), pkt.at, &hdr);
+                    taken |= self.on_leg_rtp(o.slot(), o.stream(), pkt.at, &hdr);
                 }
                 taken
             }
@@ -1439,8 +1438,8 @@ impl Engine {
         if owners.is_empty() {
             self.stats.rtp_unmatched += 1;
         }
-        for (slot, idx) in owners {
-            self.on_leg_rtp(slot, idx, pkt.at, &hdr);
+        for (slot, stream) in owners {
+            self.on_leg_rtp(slot, stream, pkt.at, &hdr);
         }
     }
 
@@ -1501,9 +1500,10 @@ impl Engine {
                     for block in xr.blocks.flatten() {
                         if let XrBlock::VoipMetrics(m) = block {
                             for l in &legs {
-                                if let Some(media) = self.leg_media(l.leg) {
-                                    l.open_in(media, m.ssrc);
+                                if let Some((media, store)) = self.leg_media(l.leg) {
+                                    l.open_in(media, store, m.ssrc);
                                     media.on_voip_metrics(
+                                        store,
                                         m.ssrc,
                                         m.round_trip_delay_ms,
                                         m.mos_lq(),
@@ -1519,9 +1519,10 @@ impl Engine {
             };
             for b in blocks.into_iter().flatten() {
                 for l in &legs {
-                    if let Some(media) = self.leg_media(l.leg) {
-                        l.open_in(media, b.ssrc);
+                    if let Some((media, store)) = self.leg_media(l.leg) {
+                        l.open_in(media, store, b.ssrc);
                         media.on_report_block(
+                            store,
                             b.ssrc,
                             b.fraction_lost_pct(),
                             b.cumulative_lost,
@@ -1533,10 +1534,12 @@ impl Engine {
         }
     }
 
-    /// The media of leg `id`.
-    fn leg_media(&mut self, id: u64) -> Option<&mut LegMedia> {
+    /// The media of leg `id`, and the store of the streams.
+    fn leg_media(&mut self, id: u64) -> Option<(&mut LegMedia, &mut StreamStore)> {
         let slot = self.legs.get(&id)?.media;
-        self.media.get_mut(slot).map(|h| &mut h.media)
+        self.media
+            .with_streams(slot)
+            .map(|(h, store)| (&mut h.media, store))
     }
 
     /// A stream not seen before: it goes to the legs whose SDP announced its
@@ -1560,11 +1563,11 @@ impl Engine {
                 continue;
             }
             let slot = leg.media;
-            let Some(h) = self.media.get_mut(slot) else {
+            let Some((h, store)) = self.media.with_streams(slot) else {
                 continue;
             };
-            match h.media.open_stream(pkt.src, pkt.dst, ssrc, from) {
-                Some(idx) => owners.push((slot, idx)),
+            match h.media.open_stream(store, pkt.src, pkt.dst, ssrc, from) {
+                Some(stream) => owners.push((slot, stream)),
                 None => self.stats.count_error("rtp_too_many_streams"),
             }
         }
@@ -1574,26 +1577,26 @@ impl Engine {
         owners
     }
 
-    /// One RTP packet of a leg's stream (the leg's media slot and the stream's index
-    /// there); false when the leg has ended (the packet is not its). Reads and writes
-    /// the media slot only, never the `Leg`.
+    /// One RTP packet of a leg's stream (the leg's media slot and the stream in the
+    /// slab's store); false when the leg has ended (the packet is not its). Reads and
+    /// writes the media slab only, never the `Leg`.
     fn on_leg_rtp(
         &mut self,
         slot: MediaSlot,
-        idx: usize,
+        stream: StreamId,
         at: CaptureTime,
         hdr: &rtp::RtpHeader,
     ) -> bool {
         let one_way_min = self.settings.one_way_min_ms;
         let media_timeout = self.settings.media_timeout_ms;
-        let Some(h) = self.media.get_mut(slot) else {
+        let Some((h, store)) = self.media.with_streams(slot) else {
             return false;
         };
         if h.ended {
             return false;
         }
         let id = h.leg;
-        h.media.on_packet(idx, at, hdr, h.talking);
+        h.media.on_packet(store, stream, at, hdr, h.talking);
         if h.talking && !h.media_timer {
             h.media_timer = true;
             self.deadlines.schedule(
@@ -1763,9 +1766,10 @@ impl Engine {
             raise.extend(v);
         }
         let codecs = &self.settings.codec_constants;
+        let store = self.media.streams();
         let media = self.media.get(leg.media).map(|h| &h.media);
         leg.rec.media = media.map_or_else(Vec::new, |m| {
-            m.records(&|c| {
+            m.records(store, &|c| {
                 codecs
                     .iter()
                     .find(|(id, _)| *id == c)
@@ -1796,7 +1800,7 @@ impl Engine {
             return;
         };
         if let Some(h) = self.media.get(leg.media) {
-            for (src, dst, ssrc) in h.media.keys() {
+            for (src, dst, ssrc) in h.media.keys(self.media.streams()) {
                 self.streams
                     .remove_leg(StreamKey::new(src, dst, ssrc), leg.media);
             }

@@ -5,6 +5,8 @@
 
 use std::net::SocketAddr;
 
+use smallvec::SmallVec;
+
 use super::codec::{CodecId, PayloadMap};
 use super::mos::{estimate_mos, CodecImpairment};
 use super::stats::RtpStreamStats;
@@ -49,10 +51,60 @@ pub struct RtcpFigures {
     pub r_factor: Option<u8>,
 }
 
-/// The streams and media state of one leg. Kept in the engine's media slab
-/// ([`super::slab`]), not in the leg: an RTP packet reads it straight from the stream
-/// table. The state is inline (no box to chase per packet); the streams are one
-/// allocation made when the first stream opens.
+/// Where a stream is in [`StreamStore`].
+pub type StreamId = u32;
+
+/// The streams of every leg, in one store apart from the legs' media state, so that
+/// an RTP packet finds its stream from the stream table's entry alone (the leg's media
+/// slot and the stream are read side by side, not one through the other). Slots are
+/// reused; the store grows by an eighth at a time.
+#[derive(Default)]
+pub struct StreamStore {
+    streams: Vec<Stream>,
+    free: Vec<StreamId>,
+}
+
+/// Streams added at least when the store is full.
+const STORE_MIN_GROWTH: usize = 16;
+
+impl StreamStore {
+    fn add(&mut self, s: Stream) -> StreamId {
+        if let Some(id) = self.free.pop() {
+            if let Some(slot) = self.streams.get_mut(id as usize) {
+                *slot = s;
+                return id;
+            }
+        }
+        if self.streams.len() == self.streams.capacity() {
+            self.streams
+                .reserve_exact((self.streams.len() / 8).max(STORE_MIN_GROWTH));
+        }
+        self.streams.push(s);
+        // Streams are bounded by the engine's legs times MAX_STREAMS, far below u32::MAX.
+        (self.streams.len() - 1) as StreamId
+    }
+
+    fn get(&self, id: StreamId) -> Option<&Stream> {
+        self.streams.get(id as usize)
+    }
+
+    fn get_mut(&mut self, id: StreamId) -> Option<&mut Stream> {
+        self.streams.get_mut(id as usize)
+    }
+
+    fn release(&mut self, id: StreamId) {
+        if let Some(s) = self.streams.get_mut(id as usize) {
+            // Drop what the stream holds now; the slot's bytes are reused.
+            s.rtcp = None;
+            self.free.push(id);
+        }
+    }
+}
+
+/// The media state of one leg and the ids of its streams in the [`StreamStore`].
+/// Kept in the engine's media slab ([`super::slab`]), not in the leg: an RTP packet
+/// reads it straight from the stream table. Every method that reads or writes a
+/// stream takes the store.
 #[derive(Default)]
 pub struct LegMedia {
     state: MediaState,
@@ -62,7 +114,8 @@ pub struct LegMedia {
 
 #[derive(Default)]
 struct MediaState {
-    streams: Vec<Stream>,
+    /// Two inline: a leg usually has one stream per direction.
+    streams: SmallVec<[StreamId; 2]>,
     payloads: PayloadMap,
     last_from: [Option<CaptureTime>; 2],
     /// Start of the current period where only one direction flows.
@@ -71,9 +124,6 @@ struct MediaState {
     first_since_counting: [Option<CaptureTime>; 2],
     one_way_longest_us: i64,
 }
-
-/// Streams room is made for at a time: a leg usually has two (one per direction).
-const STREAMS_STEP: usize = 2;
 
 fn slot(p: Party) -> usize {
     match p {
@@ -88,36 +138,33 @@ impl LegMedia {
         let _ = self.state.payloads.insert_rtpmap(pt, encoding, clock_rate);
     }
 
-    fn streams(&self) -> &[Stream] {
-        &self.state.streams
+    fn streams<'a>(&'a self, store: &'a StreamStore) -> impl Iterator<Item = &'a Stream> + 'a {
+        self.state.streams.iter().filter_map(|&id| store.get(id))
     }
 
     /// Opens a new stream; None when the leg already has [`MAX_STREAMS`].
     pub fn open_stream(
         &mut self,
+        store: &mut StreamStore,
         src: SocketAddr,
         dst: SocketAddr,
         ssrc: u32,
         from: Party,
-    ) -> Option<usize> {
+    ) -> Option<StreamId> {
         let m = &mut self.state;
         // A stream known so far from RTCP alone becomes this RTP stream.
-        if let Some(i) = m
-            .streams
-            .iter()
-            .position(|s| s.ssrc == ssrc && s.stats.figures().packets == 0)
-        {
-            let s = &mut m.streams[i];
-            (s.src, s.dst, s.from) = (src, dst, from);
-            return Some(i);
+        for &id in &m.streams {
+            if let Some(s) = store.get_mut(id) {
+                if s.ssrc == ssrc && s.stats.figures().packets == 0 {
+                    (s.src, s.dst, s.from) = (src, dst, from);
+                    return Some(id);
+                }
+            }
         }
         if m.streams.len() >= MAX_STREAMS {
             return None;
         }
-        if m.streams.len() == m.streams.capacity() {
-            m.streams.reserve_exact(STREAMS_STEP);
-        }
-        m.streams.push(Stream {
+        let id = store.add(Stream {
             src,
             dst,
             ssrc,
@@ -125,7 +172,8 @@ impl LegMedia {
             stats: RtpStreamStats::with_payloads(m.payloads),
             rtcp: None,
         });
-        Some(m.streams.len() - 1)
+        m.streams.push(id);
+        Some(id)
     }
 
     /// A stream known from RTCP alone: a HEP feed carries RTCP but no RTP, so a report
@@ -133,25 +181,33 @@ impl LegMedia {
     /// figures), unless the leg sees RTP (then RTP opens its streams).
     pub fn open_reported_stream(
         &mut self,
+        store: &mut StreamStore,
         src: SocketAddr,
         dst: SocketAddr,
         ssrc: u32,
         from: Party,
     ) {
-        if self.has_rtp() || self.stream_of(ssrc).is_some() {
+        if self.has_rtp() || self.stream_of(store, ssrc).is_some() {
             return;
         }
-        let _ = self.open_stream(src, dst, ssrc, from);
+        let _ = self.open_stream(store, src, dst, ssrc, from);
     }
 
-    /// One RTP packet of stream `idx`. `talking` is true when the leg is answered and
-    /// not on hold: only then does one-way flow count.
-    pub fn on_packet(&mut self, idx: usize, at: CaptureTime, hdr: &RtpHeader, talking: bool) {
-        let m = &mut self.state;
-        let Some(s) = m.streams.get_mut(idx) else {
+    /// One RTP packet of the leg's stream `id`. `talking` is true when the leg is
+    /// answered and not on hold: only then does one-way flow count.
+    pub fn on_packet(
+        &mut self,
+        store: &mut StreamStore,
+        id: StreamId,
+        at: CaptureTime,
+        hdr: &RtpHeader,
+        talking: bool,
+    ) {
+        let Some(s) = store.get_mut(id) else {
             return;
         };
         s.stats.on_packet(at, hdr);
+        let m = &mut self.state;
         let from = slot(s.from);
         m.last_from[from] = Some(at);
         let first = *m.first_since_counting[from].get_or_insert(at);
@@ -175,12 +231,13 @@ impl LegMedia {
     /// timestamp units. False when no stream of the leg has that SSRC.
     pub fn on_report_block(
         &mut self,
+        store: &mut StreamStore,
         ssrc: u32,
         fraction_lost_pct: f64,
         cumulative_lost: i32,
         jitter: u32,
     ) -> bool {
-        let Some(s) = self.stream_of(ssrc) else {
+        let Some(s) = self.stream_of(store, ssrc) else {
             return false;
         };
         let clock = match s.stats.figures().clock_rate {
@@ -201,12 +258,13 @@ impl LegMedia {
     /// An XR VoIP metrics block about the stream with `ssrc`.
     pub fn on_voip_metrics(
         &mut self,
+        store: &mut StreamStore,
         ssrc: u32,
         round_trip_ms: u16,
         mos_lq: Option<f64>,
         r_factor: Option<u8>,
     ) -> bool {
-        let Some(s) = self.stream_of(ssrc) else {
+        let Some(s) = self.stream_of(store, ssrc) else {
             return false;
         };
         let r = s.rtcp.get_or_insert_with(Box::default);
@@ -224,8 +282,15 @@ impl LegMedia {
     }
 
     /// The latest stream with `ssrc`.
-    fn stream_of(&mut self, ssrc: u32) -> Option<&mut Stream> {
-        self.state.streams.iter_mut().rev().find(|s| s.ssrc == ssrc)
+    fn stream_of<'a>(&self, store: &'a mut StreamStore, ssrc: u32) -> Option<&'a mut Stream> {
+        let id = self
+            .state
+            .streams
+            .iter()
+            .rev()
+            .copied()
+            .find(|&id| store.get(id).is_some_and(|s| s.ssrc == ssrc))?;
+        store.get_mut(id)
     }
 
     /// When the current one-way period began, if one is going on.
@@ -259,9 +324,12 @@ impl LegMedia {
 
     /// The figures of every stream, with codec and estimated MOS (`constants` gives
     /// each codec's E-model constants).
-    pub fn records(&self, constants: &dyn Fn(CodecId) -> CodecImpairment) -> Vec<MediaRecord> {
-        self.streams()
-            .iter()
+    pub fn records(
+        &self,
+        store: &StreamStore,
+        constants: &dyn Fn(CodecId) -> CodecImpairment,
+    ) -> Vec<MediaRecord> {
+        self.streams(store)
             .map(|s| {
                 let f = s.stats.figures();
                 let codec = f
@@ -292,8 +360,18 @@ impl LegMedia {
     }
 
     /// The stream keys, to unregister them when the leg goes.
-    pub fn keys(&self) -> impl Iterator<Item = (SocketAddr, SocketAddr, u32)> + '_ {
-        self.streams().iter().map(|s| (s.src, s.dst, s.ssrc))
+    pub fn keys<'a>(
+        &'a self,
+        store: &'a StreamStore,
+    ) -> impl Iterator<Item = (SocketAddr, SocketAddr, u32)> + 'a {
+        self.streams(store).map(|s| (s.src, s.dst, s.ssrc))
+    }
+
+    /// Gives the leg's streams back to the store (the leg goes).
+    pub fn release(&mut self, store: &mut StreamStore) {
+        for id in self.state.streams.drain(..) {
+            store.release(id);
+        }
     }
 }
 

@@ -1,18 +1,20 @@
 //! The media of every open leg in one slab, apart from the legs themselves.
 //!
 //! An RTP packet is the engine's commonest input. Its stream's entry in the stream
-//! table names a slot here; the slot holds all the packet needs: the leg's media
-//! ([`LegMedia`]: streams, statistics, one-way tracker) and the few leg facts that
-//! decide what the packet does (answered and off hold, ended, a media timer pending,
-//! one-way audio already raised, the capture source). So a packet never reads the
-//! `Leg`, which is large and cold; the engine keeps these facts in step whenever the
-//! leg's state or holds change, and the leg reads its media here when it needs it (its
-//! end, the media rules, its record).
+//! table names a slot here and the stream in the slab's [`StreamStore`]; the two hold
+//! all the packet needs: the leg's media state ([`LegMedia`]: one-way tracker, last
+//! packet), the stream's statistics, and the few leg facts that decide what the
+//! packet does (answered and off hold, ended, a media timer pending, one-way audio
+//! already raised, the capture source). Both are found from the table entry alone, so
+//! their memory is fetched side by side, and a packet never reads the `Leg`, which is
+//! large and cold. The engine keeps these facts in step whenever the leg's state or
+//! holds change, and the leg reads its media here when it needs it (its end, the media
+//! rules, its record).
 //!
 //! Slots are reused (a free list); the slab grows by an eighth at a time so that its
 //! spare room stays small next to the memory of the legs it serves.
 
-use super::leg::LegMedia;
+use super::leg::{LegMedia, StreamStore};
 use crate::engine::input::SourceId;
 
 /// The slot of one leg's media in [`MediaSlab`].
@@ -44,6 +46,7 @@ const MIN_GROWTH: usize = 16;
 pub struct MediaSlab {
     slots: Vec<LegMediaSlot>,
     free: Vec<MediaSlot>,
+    streams: StreamStore,
 }
 
 impl MediaSlab {
@@ -77,10 +80,25 @@ impl MediaSlab {
         self.slots.get_mut(slot as usize)
     }
 
-    /// Frees the slot of a leg that goes (its streams go with it).
+    /// The slot and the store of every leg's streams, to read or write the streams.
+    pub fn with_streams(
+        &mut self,
+        slot: MediaSlot,
+    ) -> Option<(&mut LegMediaSlot, &mut StreamStore)> {
+        let s = self.slots.get_mut(slot as usize)?;
+        Some((s, &mut self.streams))
+    }
+
+    /// The store of every leg's streams.
+    pub fn streams(&self) -> &StreamStore {
+        &self.streams
+    }
+
+    /// Frees the slot of a leg that goes, and its streams.
     pub fn remove(&mut self, slot: MediaSlot) {
         if let Some(s) = self.slots.get_mut(slot as usize) {
             if s.leg != 0 {
+                s.media.release(&mut self.streams);
                 *s = LegMediaSlot::default();
                 self.free.push(slot);
             }
