@@ -261,6 +261,9 @@ impl StoreSink {
                 sip: Some(sip),
             });
         }
+        for id in ids {
+            self.sip.unpin(id);
+        }
     }
 }
 
@@ -291,6 +294,9 @@ impl EventSink for StoreSink {
                         leg: row,
                         sip: None,
                     });
+                    for id in &call_ids {
+                        self.sip.written(id);
+                    }
                     return;
                 }
                 let ids: Vec<&[u8]> = call_ids.iter().map(Vec::as_slice).collect();
@@ -308,6 +314,9 @@ impl EventSink for StoreSink {
                         let p = self.pending.swap_remove(i);
                         self.write_pending(p);
                     }
+                }
+                for id in &call_ids {
+                    self.sip.pin(id);
                 }
                 self.pending.push(PendingSip {
                     write: row,

@@ -10,10 +10,13 @@
 //! [`MAX_MESSAGES_PER_CALL`] messages per call and [`MAX_MESSAGE_BYTES`] per message.
 //! Calls with no open leg are forgotten [`IDLE_US`] after their last message; calls with
 //! an open leg are kept until the leg ends (and for at most `max_keep_us`). Over budget,
-//! the messages of the least recently active call (one without an open leg first) are
-//! spilled to disk ([`Spill`]: append-only segment files, deleted once none of their
-//! messages is needed), within their own byte budget; when that is full too, they are
-//! dropped, and every message dropped is counted.
+//! a call whose legs have all been written ([`SipBuffer::written`]: every leg ended and
+//! stored, none waiting for late messages) is forgotten first, oldest first: nothing
+//! will read it, so it is neither spilled nor counted as lost. Then the messages of the
+//! least recently active call (one without an open leg first) are spilled to disk
+//! ([`Spill`]: append-only segment files, deleted once none of their messages is
+//! needed), within their own byte budget; when that is full too, they are dropped, and
+//! every message dropped is counted.
 //!
 //! The bookkeeping around the text is kept small (issue 4, memory per open leg): a
 //! message is its bytes, its capture time, its first line as a range of those bytes and
@@ -30,7 +33,7 @@ use std::sync::Arc;
 
 use smallvec::SmallVec;
 
-use crate::engine::Captured;
+use crate::engine::{Captured, PayloadHint};
 use crate::store::SipRow;
 use crate::wire::sip::header::HeaderName;
 use crate::wire::sip::message::SipMessage;
@@ -76,6 +79,11 @@ struct CallSip {
     key: (i64, u64),
     /// Legs of this call that are ringing or active.
     open_legs: SmallVec<[Box<str>; 1]>,
+    /// Ended flagged legs still waiting to be written again with late messages.
+    pins: u16,
+    /// A leg of this call ended and was written, none is open and none is pinned: the
+    /// messages are only kept for a leg that might still come.
+    done: bool,
 }
 
 impl CallSip {
@@ -151,6 +159,8 @@ pub struct SipBuffer {
     /// The keys of `by_activity` whose call has messages in memory (eviction candidates:
     /// spilled calls are not rescanned on every packet).
     resident: BTreeSet<(i64, u64)>,
+    /// The keys of resident calls that are `done`: forgotten first over budget.
+    done: BTreeSet<(i64, u64)>,
     next_id: u64,
     bytes: usize,
     budget_bytes: usize,
@@ -304,6 +314,7 @@ impl SipBuffer {
             calls: HashMap::new(),
             by_activity: BTreeMap::new(),
             resident: BTreeSet::new(),
+            done: BTreeSet::new(),
             next_id: 0,
             bytes: 0,
             budget_bytes,
@@ -339,7 +350,13 @@ impl SipBuffer {
 
     /// Keeps the packet when it is a SIP message with a Call-ID.
     pub fn on_packet(&mut self, p: &Captured<'_>) {
-        if p.payload.len() < 16 {
+        if p.payload.len() < 16 || p.hint == PayloadHint::Rtcp {
+            return;
+        }
+        // A SIP message starts with a method or "SIP/2.0" (after keep-alive line ends):
+        // RTP, RTCP and STUN fail here without being parsed.
+        let lead = p.payload.iter().find(|&&b| b != b'\r' && b != b'\n');
+        if !lead.is_some_and(u8::is_ascii_alphabetic) {
             return;
         }
         let Ok(msg) = SipMessage::parse_lenient(p.payload) else {
@@ -381,6 +398,7 @@ impl SipBuffer {
         if !entry.msgs.is_empty() || !entry.spilled.is_empty() {
             self.by_activity.remove(&entry.key);
             self.resident.remove(&entry.key);
+            self.done.remove(&entry.key);
         }
         let first = match span {
             Some((a, b)) => (a as u16, b as u16),
@@ -406,6 +424,9 @@ impl SipBuffer {
         self.bytes += size;
         self.by_activity.insert(entry.key, name);
         self.resident.insert(entry.key);
+        if entry.done {
+            self.done.insert(entry.key);
+        }
         self.enforce_budget();
     }
 
@@ -415,6 +436,41 @@ impl SipBuffer {
             if !c.open_legs.iter().any(|l| **l == *leg_id) {
                 c.open_legs.push(leg_id.into());
             }
+            if c.done {
+                c.done = false;
+                self.done.remove(&c.key);
+            }
+        }
+    }
+
+    /// An ended flagged leg of `call_id` waits to be written again with late messages:
+    /// its call's messages are needed until [`SipBuffer::unpin`].
+    pub fn pin(&mut self, call_id: &[u8]) {
+        if let Some(c) = self.calls.get_mut(call_id) {
+            c.pins = c.pins.saturating_add(1);
+        }
+    }
+
+    /// The pinned leg was written again (or given up).
+    pub fn unpin(&mut self, call_id: &[u8]) {
+        if let Some(c) = self.calls.get_mut(call_id) {
+            c.pins = c.pins.saturating_sub(1);
+        }
+        self.written(call_id);
+    }
+
+    /// A leg of `call_id` ended and was written: once no leg is open and none is pinned,
+    /// the call is `done` and the first to be forgotten over budget.
+    pub fn written(&mut self, call_id: &[u8]) {
+        let Some(c) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        if c.done || !c.open_legs.is_empty() || c.pins > 0 {
+            return;
+        }
+        c.done = true;
+        if !c.msgs.is_empty() {
+            self.done.insert(c.key);
         }
     }
 
@@ -478,6 +534,7 @@ impl SipBuffer {
             Some(c) => {
                 self.by_activity.remove(&c.key);
                 self.resident.remove(&c.key);
+                self.done.remove(&c.key);
                 self.bytes -= c.bytes;
                 if let Some(spill) = &mut self.spill {
                     spill.release(&c.spilled);
@@ -490,6 +547,16 @@ impl SipBuffer {
 
     fn enforce_budget(&mut self) {
         while self.bytes > self.budget_bytes && !self.calls.is_empty() {
+            // A call nothing will read goes without a trace.
+            let spent = self
+                .done
+                .first()
+                .and_then(|k| self.by_activity.get(k))
+                .cloned();
+            if let Some(spent) = spent {
+                self.remove(&spent);
+                continue;
+            }
             // The oldest call with messages in memory and without an open leg (a bounded
             // look), else the oldest with messages in memory.
             let resident = self.resident.iter().filter_map(|k| self.by_activity.get(k));
@@ -525,6 +592,7 @@ impl SipBuffer {
                 c.msgs = Vec::new();
                 c.lines = Vec::new();
                 self.resident.remove(&c.key);
+                self.done.remove(&c.key);
                 self.bytes -= c.bytes;
                 c.bytes = 0;
                 true
@@ -644,6 +712,51 @@ mod tests {
         assert_eq!(b.count(&[b"open@x"]), 1);
         assert_eq!(b.count(&[b"idle@x"]), 0);
         assert_eq!(b.take_drops().messages, 1);
+    }
+
+    #[test]
+    fn over_budget_a_call_whose_legs_were_all_written_goes_first_and_uncounted() {
+        // Room for three messages (the longest Call-ID below), not four.
+        let one = sip("legless@x", "INVITE sip:8001@b SIP/2.0").len() + OVERHEAD;
+        let mut b = SipBuffer::new(one * 3 + 10, i64::MAX);
+        // Oldest: a call no leg was seen for (yet): it may still be wanted.
+        feed(&mut b, 1, &sip("legless@x", "INVITE sip:8001@b SIP/2.0"));
+        // A flagged leg ended and waits for late messages: pinned.
+        feed(&mut b, 2, &sip("pinned@x", "INVITE sip:8002@b SIP/2.0"));
+        b.leg_open(b"pinned@x", "l2");
+        b.leg_closed(b"pinned@x", "l2");
+        b.pin(b"pinned@x");
+        b.written(b"pinned@x");
+        // A leg ended and was written: nothing will read this call again.
+        feed(&mut b, 3, &sip("spent@x", "INVITE sip:8003@b SIP/2.0"));
+        b.leg_open(b"spent@x", "l3");
+        b.leg_closed(b"spent@x", "l3");
+        b.written(b"spent@x");
+        feed(&mut b, 4, &sip("new@x", "INVITE sip:8004@b SIP/2.0"));
+        assert_eq!(b.count(&[b"spent@x"]), 0, "the written call is forgotten");
+        assert_eq!(b.count(&[b"legless@x"]), 1);
+        assert_eq!(b.count(&[b"pinned@x"]), 1);
+        assert_eq!(b.take_drops().messages, 0, "nothing anyone needs was lost");
+        // Unpinned, the flagged leg's call is written too and goes next, before the
+        // older call that never had a leg.
+        b.unpin(b"pinned@x");
+        feed(&mut b, 5, &sip("newer@x", "INVITE sip:8005@b SIP/2.0"));
+        assert_eq!(b.count(&[b"pinned@x"]), 0);
+        assert_eq!(b.count(&[b"legless@x"]), 1);
+        assert_eq!(b.take_drops().messages, 0);
+        // A leg opening on a written call makes it wanted again.
+        feed(&mut b, 6, &sip("again@x", "INVITE sip:8006@b SIP/2.0"));
+        b.leg_open(b"again@x", "l6");
+        b.leg_closed(b"again@x", "l6");
+        b.written(b"again@x");
+        b.leg_open(b"again@x", "l7");
+        feed(&mut b, 7, &sip("newest@x", "INVITE sip:8007@b SIP/2.0"));
+        assert_eq!(b.count(&[b"again@x"]), 1, "an open leg keeps its call");
+        // Nothing written was left to forget: the legless call and then the next
+        // oldest without an open leg went, each counted.
+        assert_eq!(b.count(&[b"legless@x"]), 0);
+        assert_eq!(b.count(&[b"new@x"]), 0);
+        assert_eq!(b.take_drops().messages, 2);
     }
 
     #[test]
