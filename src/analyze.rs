@@ -60,10 +60,11 @@ pub fn run(
     let mut order = EndOrder::default();
     // Moves ended legs from the engine to the reorder buffer, then prints those whose
     // end lies more than the settling window before `now` (all of them when None).
-    let mut emit = |engine: &mut Engine,
-                    out: &mut dyn Write,
-                    legs: &mut u64,
-                    now: Option<CaptureTime>|
+    let emit = |engine: &mut Engine,
+                order: &mut EndOrder,
+                out: &mut dyn Write,
+                legs: &mut u64,
+                now: Option<CaptureTime>|
      -> std::io::Result<()> {
         while let Some(ev) = engine.poll_event() {
             if let Event::LegEnded { leg, .. } = ev {
@@ -96,8 +97,10 @@ pub fn run(
                     correlation_id: None,
                 });
             });
-            if write_error.is_none() {
-                if let Err(e) = emit(&mut engine, out, &mut legs, Some(frame.at)) {
+            // Most frames end no leg and settle none: no call for them.
+            let now = Some(frame.at);
+            if write_error.is_none() && (engine.has_events() || order.any_settled(now)) {
+                if let Err(e) = emit(&mut engine, &mut order, out, &mut legs, now) {
                     write_error = Some(e);
                 }
             }
@@ -120,7 +123,7 @@ pub fn run(
         return Err(e);
     }
     engine.finish();
-    emit(&mut engine, out, &mut legs, None)?;
+    emit(&mut engine, &mut order, out, &mut legs, None)?;
     out.flush()?;
 
     for (path, outcome) in &report.files {
@@ -223,14 +226,20 @@ impl EndOrder {
         }));
     }
 
-    /// The next leg to print: ended more than the window before `now` (any, if None).
-    fn pop_settled(&mut self, now: Option<CaptureTime>) -> Option<Box<LegRecord>> {
-        let Reverse(top) = self.heap.peek()?;
-        let settled = match now {
+    /// Whether a leg ended more than the window before `now` (any leg, if None).
+    fn any_settled(&self, now: Option<CaptureTime>) -> bool {
+        let Some(Reverse(top)) = self.heap.peek() else {
+            return false;
+        };
+        match now {
             None => true,
             Some(now) => top.end < i64::MAX && CaptureTime(top.end) + SETTLE_WINDOW < now,
-        };
-        if settled {
+        }
+    }
+
+    /// The next leg to print: ended more than the window before `now` (any, if None).
+    fn pop_settled(&mut self, now: Option<CaptureTime>) -> Option<Box<LegRecord>> {
+        if self.any_settled(now) {
             self.heap.pop().map(|Reverse(p)| p.leg)
         } else {
             None

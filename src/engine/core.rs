@@ -513,6 +513,11 @@ impl Engine {
         self.events.pop_front()
     }
 
+    /// Whether [`Engine::poll_event`] has an event to give.
+    pub fn has_events(&self) -> bool {
+        !self.events.is_empty()
+    }
+
     /// The next deadline, with the source whose clock it runs on.
     pub fn poll_timeout(&self) -> Option<(SourceId, CaptureTime)> {
         self.deadlines.next()
@@ -544,7 +549,12 @@ impl Engine {
         let is_sip = match pkt.hint {
             PayloadHint::Sip => true,
             PayloadHint::Rtcp => false,
-            PayloadHint::Unknown => crate::wire::sip::looks_like_sip(pkt.payload),
+            // RTP and RTCP (first octet 0x80-0xBF, RFC 3550 version 2) are never SIP:
+            // nearly every packet is decided on that octet alone.
+            PayloadHint::Unknown => {
+                pkt.payload.first().is_some_and(|b| b & 0xc0 != 0x80)
+                    && crate::wire::sip::looks_like_sip(pkt.payload)
+            }
         };
         if is_sip {
             self.stats.sip_packets += 1;
