@@ -37,6 +37,21 @@ fn is_comfort_noise(pt: u8) -> bool {
     pt == 13 || pt == 19
 }
 
+/// `ticks / per_ms` in f64, as Wireshark divides. Most clocks give a power of two
+/// ticks per ms (8 for 8 kHz, 16 for 16 kHz): then the division is a multiplication by
+/// the exact reciprocal, the same number without the division's latency. `per_ms` is
+/// above 0 (clocks below 1000 Hz never get here).
+fn ticks_to_ms(ticks: u32, per_ms: u32) -> f64 {
+    if per_ms.is_power_of_two() {
+        // 2^-k, exact: the exponent field of 1.0 lowered by k.
+        let reciprocal =
+            f64::from_bits(1.0f64.to_bits() - (u64::from(per_ms.trailing_zeros()) << 52));
+        f64::from(ticks) * reciprocal
+    } else {
+        f64::from(ticks) / f64::from(per_ms)
+    }
+}
+
 /// The figures of one stream, as Wireshark 4.0's `-z rtp,streams` prints them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StreamFigures {
@@ -233,7 +248,7 @@ impl RtpStreamStats {
         if in_time {
             if clock != 0 {
                 self.clock_rate = clock;
-                let nominal_ms = f64::from(since_first) / f64::from(clock / 1000);
+                let nominal_ms = ticks_to_ms(since_first, clock / 1000);
                 let expected_ms = self.ref_time_ms + (nominal_ms - self.last_nominal_ms);
                 let diff = (now_ms - expected_ms).abs();
                 jitter_now = (15.0 * self.jitter_ms + diff) / 16.0;
@@ -380,6 +395,26 @@ mod tests {
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 0.0005
+    }
+
+    #[test]
+    fn ticks_to_ms_is_the_division_bit_for_bit() {
+        for per_ms in [1, 2, 8, 16, 32, 44, 48, 90, 1 << 20] {
+            for ticks in [
+                0,
+                1,
+                7,
+                160,
+                161,
+                12_345,
+                0x7fff_ffff,
+                0x8000_0001,
+                u32::MAX,
+            ] {
+                let want = f64::from(ticks) / f64::from(per_ms);
+                assert_eq!(ticks_to_ms(ticks, per_ms).to_bits(), want.to_bits());
+            }
+        }
     }
 
     #[test]
