@@ -8,7 +8,8 @@
 //!
 //! Bounded outside the engine's per-leg memory: `budget_bytes` over all calls, at most
 //! [`MAX_MESSAGES_PER_CALL`] messages per call and [`MAX_MESSAGE_BYTES`] per message.
-//! Calls with no open leg are forgotten [`IDLE_US`] after their last message; calls with
+//! Calls with no open leg are forgotten [`IDLE_US`] after their last message (activity is
+//! tracked to [`REKEY_US`], one index update per burst of messages); calls with
 //! an open leg are kept until the leg ends (and for at most `max_keep_us`). Over budget,
 //! a call whose legs have all been written ([`SipBuffer::written`]: every leg ended and
 //! stored, none waiting for late messages) is forgotten first, oldest first: nothing
@@ -24,7 +25,7 @@
 //! (addresses and first line as strings) is made only when messages are read or
 //! spilled. A call's Call-ID is one shared allocation for both of its indexes.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::SocketAddr;
@@ -45,6 +46,9 @@ pub const MAX_MESSAGE_BYTES: usize = 65_535;
 pub const IDLE_US: i64 = 120 * 1_000_000;
 /// Accounting overhead per kept message (addresses, first line, bookkeeping).
 const OVERHEAD: usize = 160;
+/// A call's last activity is tracked to this (capture µs): the activity index is
+/// updated once per burst of messages, not for each.
+const REKEY_US: i64 = 1_000_000;
 
 /// A first line that does not lie within the kept bytes (`Msg::first`).
 const FIRST_OWNED: u16 = u16::MAX;
@@ -153,7 +157,7 @@ pub struct SipDrops {
 
 #[derive(Debug)]
 pub struct SipBuffer {
-    calls: HashMap<Arc<[u8]>, CallSip>,
+    calls: foldhash::HashMap<Arc<[u8]>, CallSip>,
     /// (last activity, id) → Call-ID, oldest first.
     by_activity: BTreeMap<(i64, u64), Arc<[u8]>>,
     /// The keys of `by_activity` whose call has messages in memory (eviction candidates:
@@ -311,7 +315,7 @@ impl Spill {
 impl SipBuffer {
     pub fn new(budget_bytes: usize, max_keep_us: i64) -> SipBuffer {
         SipBuffer {
-            calls: HashMap::new(),
+            calls: foldhash::HashMap::default(),
             by_activity: BTreeMap::new(),
             resident: BTreeSet::new(),
             done: BTreeSet::new(),
@@ -379,15 +383,13 @@ impl SipBuffer {
             .filter(|&(_, end)| end <= keep && end < usize::from(FIRST_OWNED));
         let size = keep + OVERHEAD;
         let at = p.at.0;
-        let id = self.next_id;
-        self.next_id += 1;
-        if !self.calls.contains_key(call_id) {
-            self.calls.insert(Arc::from(call_id), CallSip::default());
-        }
         // The Call-ID's one allocation, shared with the activity index.
-        let Some(name) = self.calls.get_key_value(call_id).map(|(k, _)| k.clone()) else {
-            return;
-        };
+        let mut new_name = None;
+        if !self.calls.contains_key(call_id) {
+            let name: Arc<[u8]> = Arc::from(call_id);
+            self.calls.insert(name.clone(), CallSip::default());
+            new_name = Some(name);
+        }
         let Some(entry) = self.calls.get_mut(call_id) else {
             return;
         };
@@ -395,8 +397,15 @@ impl SipBuffer {
             self.drops.messages += 1;
             return;
         }
-        if !entry.msgs.is_empty() || !entry.spilled.is_empty() {
-            self.by_activity.remove(&entry.key);
+        let was_resident = !entry.msgs.is_empty();
+        let known = was_resident || !entry.spilled.is_empty();
+        let last = entry.last_at().max(at);
+        // The activity key moves when the call is new or a second has passed since it
+        // last moved (the messages of a dialog come in bursts: one move per burst).
+        let rekey = !known || last - entry.key.0 >= REKEY_US;
+        let mut name = new_name;
+        if rekey && known {
+            name = self.by_activity.remove(&entry.key);
             self.resident.remove(&entry.key);
             self.done.remove(&entry.key);
         }
@@ -411,7 +420,12 @@ impl SipBuffer {
         };
         let (src, dst) = (entry.addr(p.src), entry.addr(p.dst));
         entry.reserve_one();
-        entry.key = (entry.last_at().max(at), id);
+        if rekey {
+            entry.key = (last, self.next_id);
+            self.next_id += 1;
+            let name = name.unwrap_or_else(|| Arc::from(call_id));
+            self.by_activity.insert(entry.key, name);
+        }
         entry.msgs.push(Msg {
             at,
             raw: raw.into(),
@@ -422,10 +436,11 @@ impl SipBuffer {
         });
         entry.bytes += size;
         self.bytes += size;
-        self.by_activity.insert(entry.key, name);
-        self.resident.insert(entry.key);
-        if entry.done {
-            self.done.insert(entry.key);
+        if rekey || !was_resident {
+            self.resident.insert(entry.key);
+            if entry.done {
+                self.done.insert(entry.key);
+            }
         }
         self.enforce_budget();
     }
@@ -757,6 +772,53 @@ mod tests {
         assert_eq!(b.count(&[b"legless@x"]), 0);
         assert_eq!(b.count(&[b"new@x"]), 0);
         assert_eq!(b.take_drops().messages, 2);
+    }
+
+    #[test]
+    fn a_burst_within_a_second_after_a_spill_is_kept_whole_and_evictable() {
+        let dir = std::env::temp_dir().join(format!("cw-sip-burst-{}", std::process::id()));
+        let one = sip("a@x", "INVITE sip:8001@b SIP/2.0").len() + OVERHEAD;
+        let mut b = SipBuffer::new(one * 2 + 10, i64::MAX)
+            .with_spill(Spill::open(dir.clone(), 1 << 20).unwrap());
+        let at = |ms: i64| CaptureTime::from_secs_micros(5, ms * 1000).0;
+        let feed_ms = |b: &mut SipBuffer, ms: i64, payload: &[u8]| {
+            b.on_packet(&Captured {
+                at: CaptureTime(at(ms)),
+                source: SourceId(1),
+                src: "10.0.0.1:5060".parse().unwrap(),
+                dst: "10.0.0.2:5060".parse().unwrap(),
+                transport: Transport::Udp,
+                hint: PayloadHint::Sip,
+                payload,
+                correlation_id: None,
+            })
+        };
+        feed_ms(&mut b, 0, &sip("a@x", "INVITE sip:8001@b SIP/2.0"));
+        feed_ms(&mut b, 10, &sip("b@x", "INVITE sip:8002@b SIP/2.0"));
+        feed_ms(&mut b, 20, &sip("c@x", "INVITE sip:8003@b SIP/2.0"));
+        assert!(b.spilled_bytes() > 0, "a@x went to disk");
+        // a@x again within the same second: back in memory, under the same activity key.
+        feed_ms(&mut b, 30, &sip("a@x", "SIP/2.0 180 Ringing"));
+        feed_ms(&mut b, 40, &sip("d@x", "INVITE sip:8004@b SIP/2.0"));
+        feed_ms(&mut b, 50, &sip("e@x", "INVITE sip:8005@b SIP/2.0"));
+        assert!(
+            b.bytes() <= one * 2 + 10,
+            "resident calls were evicted again"
+        );
+        assert_eq!(b.take_drops().messages, 0);
+        let lines: Vec<String> = b
+            .messages(&[b"a@x"])
+            .into_iter()
+            .map(|m| m.first_line)
+            .collect();
+        assert_eq!(lines, ["INVITE sip:8001@b SIP/2.0", "SIP/2.0 180 Ringing"]);
+        for id in ["a@x", "b@x", "c@x", "d@x", "e@x"] {
+            assert_eq!(
+                b.count(&[id.as_bytes()]),
+                b.messages(&[id.as_bytes()]).len()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
