@@ -37,15 +37,24 @@ fn is_comfort_noise(pt: u8) -> bool {
     pt == 13 || pt == 19
 }
 
-/// `ticks / per_ms` in f64, as Wireshark divides. Most clocks give a power of two
-/// ticks per ms (8 for 8 kHz, 16 for 16 kHz): then the division is a multiplication by
-/// the exact reciprocal, the same number without the division's latency. `per_ms` is
-/// above 0 (clocks below 1000 Hz never get here).
-fn ticks_to_ms(ticks: u32, per_ms: u32) -> f64 {
-    if per_ms.is_power_of_two() {
-        // 2^-k, exact: the exponent field of 1.0 lowered by k.
-        let reciprocal =
-            f64::from_bits(1.0f64.to_bits() - (u64::from(per_ms.trailing_zeros()) << 52));
+/// The exact reciprocal of `per_ms` ticks per ms when it is a power of two (8 for
+/// 8 kHz, 16 for 16 kHz: most clocks), else 0. `ticks * exact_reciprocal(per_ms)` is
+/// then bit for bit `ticks / per_ms` (Wireshark's division) without the division's
+/// latency.
+fn exact_reciprocal(per_ms: u32) -> f64 {
+    if per_ms.is_power_of_two() && per_ms.trailing_zeros() < 1023 {
+        // 2^-k: the exponent field of 1.0 lowered by k.
+        f64::from_bits(1.0f64.to_bits() - (u64::from(per_ms.trailing_zeros()) << 52))
+    } else {
+        0.0
+    }
+}
+
+/// `ticks / per_ms` in f64, as Wireshark divides; `reciprocal` is
+/// [`exact_reciprocal`]`(per_ms)`. `per_ms` is above 0 (clocks below 1000 Hz never
+/// get here).
+fn ticks_to_ms(ticks: u32, per_ms: u32, reciprocal: f64) -> f64 {
+    if reciprocal != 0.0 {
         f64::from(ticks) * reciprocal
     } else {
         f64::from(ticks) / f64::from(per_ms)
@@ -120,6 +129,12 @@ pub struct RtpStreamStats {
     first_pt: u8,
     codec_pt: Option<u8>,
     clock_rate: u32,
+    /// The payload type whose analysis clock was looked up last (0xff: none; types are
+    /// 7-bit), that clock, and [`exact_reciprocal`] of its ticks per ms: a stream keeps
+    /// one type, and the payload map never changes.
+    clock_pt: u8,
+    pt_clock: u32,
+    ms_per_tick: f64,
     problems: bool,
 }
 
@@ -161,6 +176,9 @@ impl RtpStreamStats {
             first_pt: 0,
             codec_pt: None,
             clock_rate: 0,
+            clock_pt: 0xff,
+            pt_clock: 0,
+            ms_per_tick: 0.0,
             problems: false,
         }
     }
@@ -243,12 +261,17 @@ impl RtpStreamStats {
         let follows_comfort_noise = is_comfort_noise(self.prev_pt);
         self.prev_pt = pt;
 
-        let clock = self.payloads.analysis_clock(pt);
+        if pt != self.clock_pt {
+            self.clock_pt = pt;
+            self.pt_clock = self.payloads.analysis_clock(pt);
+            self.ms_per_tick = exact_reciprocal(self.pt_clock / 1000);
+        }
+        let clock = self.pt_clock;
         let mut jitter_now = 0.0;
         if in_time {
             if clock != 0 {
                 self.clock_rate = clock;
-                let nominal_ms = ticks_to_ms(since_first, clock / 1000);
+                let nominal_ms = ticks_to_ms(since_first, clock / 1000, self.ms_per_tick);
                 let expected_ms = self.ref_time_ms + (nominal_ms - self.last_nominal_ms);
                 let diff = (now_ms - expected_ms).abs();
                 jitter_now = (15.0 * self.jitter_ms + diff) / 16.0;
@@ -412,7 +435,8 @@ mod tests {
                 u32::MAX,
             ] {
                 let want = f64::from(ticks) / f64::from(per_ms);
-                assert_eq!(ticks_to_ms(ticks, per_ms).to_bits(), want.to_bits());
+                let got = ticks_to_ms(ticks, per_ms, exact_reciprocal(per_ms));
+                assert_eq!(got.to_bits(), want.to_bits());
             }
         }
     }
