@@ -233,7 +233,7 @@ pub fn read_captures(
 
     for (slot, (reader, head)) in live.iter_mut().zip(heads.iter_mut()).enumerate() {
         if let Some(r) = reader.as_mut() {
-            match r.next_frame(&mut |f| head.fill(f)) {
+            match r.next_frame(&mut |f| head.fill(f), false) {
                 None => heap.push(Reverse((head.at, slot))),
                 Some(outcome) => {
                     if let Some(r) = reader.take() {
@@ -259,15 +259,16 @@ pub fn read_captures(
             file: reader.st.index,
         });
         let ended = if heap.is_empty() {
-            // Last file standing: stream it straight through, no copy.
+            // Last file standing: stream it straight through, no copy, every complete
+            // record of the read buffer per call (a progress report each).
             loop {
-                if let Some(outcome) = reader.next_frame(on_frame) {
+                if let Some(outcome) = reader.next_frame(on_frame, true) {
                     break Some(outcome);
                 }
-                progress_tick.frame(done_bytes + reader.consumed(), total, progress);
+                progress((done_bytes + reader.consumed()).min(total), total);
             }
         } else {
-            match reader.next_frame(&mut |f| head.fill(f)) {
+            match reader.next_frame(&mut |f| head.fill(f), false) {
                 None => {
                     heap.push(Reverse((head.at, slot)));
                     None
@@ -515,21 +516,31 @@ impl CaptureReader {
     }
 
     /// Reads blocks until one frame was handed to `f` (returns `None`) or the file
-    /// ended (returns how).
-    fn next_frame(&mut self, f: &mut dyn FnMut(Frame<'_>)) -> Option<FileOutcome> {
+    /// ended (returns how). With `batch`, a classic pcap file hands over every complete
+    /// record of the read buffer before returning (the caller streams this file alone).
+    fn next_frame(&mut self, f: &mut dyn FnMut(Frame<'_>), batch: bool) -> Option<FileOutcome> {
         let CaptureReader { reader, st } = self;
         loop {
-            // Fast path: a complete classic pcap record in the buffer. Anything else
+            // Fast path: complete classic pcap records in the buffer. Anything else
             // (a record cut by the buffer's end, the file's end, an error) goes through
             // `pcap-parser` below, which refills and reports as it always did.
             if let Some(iface) = st.classic {
                 let data = reader.data();
-                if let Some((secs, frac, bytes)) = classic_record(data, st.big_endian) {
-                    let len = PCAP_RECORD_HEADER + bytes.len();
+                let mut used = 0;
+                let mut delivered = false;
+                while let Some((secs, frac, bytes)) =
+                    classic_record(data.get(used..).unwrap_or_default(), st.big_endian)
+                {
+                    used += PCAP_RECORD_HEADER + bytes.len();
                     let at = legacy_time(secs, frac, iface.units_per_sec);
-                    let delivered = st.deliver(iface, at, bytes, f);
+                    delivered |= st.deliver(iface, at, bytes, f);
+                    if delivered && !batch {
+                        break;
+                    }
+                }
+                if used > 0 {
                     // No shift per record: `refill` moves the remainder down once.
-                    reader.consume_noshift(len);
+                    reader.consume_noshift(used);
                     if delivered {
                         return None;
                     }
