@@ -9,18 +9,22 @@
 //!   every packet loadgen sent is received or counted as a kernel drop, none refused or
 //!   ignored, and (when nothing was dropped) every call ends as a leg.
 
-use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+mod common;
+
+use std::time::Duration;
 
 use callwatch::config::Config;
-use callwatch::daemon::{self, Listeners, Options};
+use callwatch::daemon::Options;
 use callwatch::engine::leg::Party;
 use callwatch::engine::{Captured, Engine, EngineSettings, Event, PayloadHint, SourceId};
 use callwatch::loadgen::{
-    self, draw_call, metric_sum, scrape, write_frame, LoadgenOptions, Msg, Rng, Story,
+    self, draw_call, metric_sum, write_frame, LoadgenOptions, Msg, Rng, Story,
 };
 use callwatch::time::CaptureTime;
 use callwatch::wire::hep::{HepPacket, HepProto};
+use common::daemon_task::DaemonTask;
+use common::metrics_wait::wait_metrics;
+use common::temp_dir::TempDir;
 
 fn mix() -> LoadgenOptions {
     LoadgenOptions {
@@ -112,88 +116,23 @@ fn every_rtcp_report_lands_on_its_leg_in_the_engine() {
     );
 }
 
-struct Daemon {
-    hep: SocketAddr,
-    http: SocketAddr,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
-}
-
-impl Daemon {
-    async fn start() -> Daemon {
-        let mut c = Config::default();
-        // A store of its own (tests run in parallel).
-        let dir = std::env::temp_dir().join(format!(
-            "callwatch-loadgen-rtcp-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        c.store.url = format!("sqlite://{}/callwatch.db", dir.display());
-        let cfg = c.validate(None).unwrap();
-        let l = Listeners::bind(
-            "127.0.0.1:0".parse().unwrap(),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
-        let (hep, http) = (l.hep_addr().unwrap(), l.http_addr().unwrap());
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            daemon::run(&cfg, l, Options::default(), async move {
-                let _ = rx.await;
-            })
-            .await
-        });
-        let d = Daemon {
-            hep,
-            http,
-            stop: Some(tx),
-            task: Some(task),
-        };
-        d.wait_for("ready", Duration::from_secs(10), |t| {
-            t.contains("callwatch_legs_ringing")
-        })
-        .await;
-        d
-    }
-
-    /// Polls /metrics until `pred` holds (`limit` at most).
-    async fn wait_for(&self, what: &str, limit: Duration, pred: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + limit;
-        loop {
-            let t = scrape(self.http).await.unwrap_or_default();
-            if pred(&t) {
-                return t;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}:\n{t}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), t)
-                .await
-                .expect("daemon stops within 10 s")
-                .unwrap()
-                .unwrap();
-        }
-    }
+/// The daemon in-process with a store of its own (tests run in parallel), up once its
+/// metrics answer.
+async fn start_daemon(dir: &TempDir) -> DaemonTask {
+    let mut c = Config::default();
+    c.store.url = format!("sqlite://{}/callwatch.db", dir.display());
+    let d = DaemonTask::start(c.validate(None).unwrap(), Options::default()).await;
+    wait_metrics(d.http, "ready", Duration::from_secs(10), String::new, |t| {
+        t.contains("callwatch_legs_ringing")
+    })
+    .await;
+    d
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_daemon_takes_every_packet_of_the_rtcp_mix() {
-    let d = Daemon::start().await;
+    let dir = TempDir::new("loadgen-rtcp");
+    let d = start_daemon(&dir).await;
     let opts = LoadgenOptions {
         target: d.hep,
         cps: 200.0,
@@ -218,13 +157,18 @@ async fn the_daemon_takes_every_packet_of_the_rtcp_mix() {
     let sent = r.packets_sent as f64;
     // Every packet is either received or counted as dropped by the kernel (the socket's
     // drop counter is read every 250 ms).
-    let t = d
-        .wait_for("every packet accounted for", Duration::from_secs(15), |t| {
+    let t = wait_metrics(
+        d.http,
+        "every packet accounted for",
+        Duration::from_secs(15),
+        String::new,
+        |t| {
             metric_sum(t, "callwatch_ingest_packets_total", hep_udp)
                 + metric_sum(t, "callwatch_events_dropped_total", kernel)
                 >= sent
-        })
-        .await;
+        },
+    )
+    .await;
     let received = metric_sum(&t, "callwatch_ingest_packets_total", hep_udp);
     let kernel_drops = metric_sum(&t, "callwatch_events_dropped_total", kernel);
     assert_eq!(received + kernel_drops, sent, "{r:?}\n{t}");
@@ -235,11 +179,14 @@ async fn the_daemon_takes_every_packet_of_the_rtcp_mix() {
     );
     if kernel_drops == 0.0 && queue_drops == 0.0 {
         // Nothing lost: every call ends as a leg.
-        let t = d
-            .wait_for("every leg ended", Duration::from_secs(15), |t| {
-                metric_sum(t, "callwatch_legs_total", &[]) >= r.calls_started as f64
-            })
-            .await;
+        let t = wait_metrics(
+            d.http,
+            "every leg ended",
+            Duration::from_secs(15),
+            String::new,
+            |t| metric_sum(t, "callwatch_legs_total", &[]) >= r.calls_started as f64,
+        )
+        .await;
         assert_eq!(
             metric_sum(&t, "callwatch_legs_total", &[]),
             r.calls_started as f64,
@@ -263,5 +210,5 @@ async fn the_daemon_takes_every_packet_of_the_rtcp_mix() {
         "daemon: {received} of {sent} packets received ({} RTCP sent), {kernel_drops} kernel drops, {queue_drops} queue drops",
         r.rtcp_sent
     );
-    d.stop().await;
+    d.stop_within(Duration::from_secs(10)).await;
 }

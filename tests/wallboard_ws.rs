@@ -3,96 +3,58 @@
 //! late-answer threshold is lowered to 1 s so that "raised while still ringing" is seen
 //! live. Every frame any test receives goes through [`assert_masked`].
 
+mod common;
+
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use callwatch::config::Config;
-use callwatch::daemon::{self, Listeners, Options};
+use callwatch::daemon::Options;
 use callwatch::loadgen::{hep_frame, metric_sum, scrape, CallSpec, Step};
 use futures_util::StreamExt;
 use serde_json::Value;
 use tokio::net::{TcpSocket, UdpSocket};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+use common::daemon_task::DaemonTask;
+use common::metrics_wait::wait_metrics;
+use common::temp_dir::TempDir;
 
 const THRESHOLD_MS: u64 = 1_000;
 
 struct Daemon {
     http: SocketAddr,
     udp: UdpSocket,
-    stop: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    task: DaemonTask,
     _dir: TempDir,
-}
-
-/// A folder for the test's store, removed at the end.
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let p = std::env::temp_dir().join(format!(
-            "callwatch-wallboard-{tag}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&p).unwrap();
-        TempDir(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 impl Daemon {
     async fn start(tag: &str, f: impl FnOnce(&mut Options)) -> Daemon {
-        let dir = TempDir::new(tag);
+        let dir = TempDir::new(&format!("wallboard-{tag}"));
         let mut c = Config::default();
         c.rules.late_answer.threshold_ms = THRESHOLD_MS;
-        c.store.url = format!("sqlite://{}/callwatch.db", dir.0.display());
+        c.store.url = format!("sqlite://{}/callwatch.db", dir.display());
         let mut opts = Options::default();
         f(&mut opts);
-        let cfg = c.validate(None).unwrap();
-        let l = Listeners::bind(
-            "127.0.0.1:0".parse().unwrap(),
-            "127.0.0.1:0".parse().unwrap(),
-        )
-        .await
-        .unwrap();
-        let (hep, http) = (l.hep_addr().unwrap(), l.http_addr().unwrap());
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            daemon::run(&cfg, l, opts, async move {
-                let _ = rx.await;
-            })
-            .await
-        });
+        let task = DaemonTask::start(c.validate(None).unwrap(), opts).await;
         let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        udp.connect(hep).await.unwrap();
-        let d = Daemon {
-            http,
+        udp.connect(task.hep).await.unwrap();
+        wait_metrics(
+            task.http,
+            "daemon up",
+            Duration::from_secs(10),
+            String::new,
+            |t| t.contains("callwatch_legs_ringing"),
+        )
+        .await;
+        Daemon {
+            http: task.http,
             udp,
-            stop: Some(tx),
-            task: Some(task),
+            task,
             _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !scrape(d.http)
-            .await
-            .unwrap_or_default()
-            .contains("callwatch_legs_ringing")
-        {
-            assert!(Instant::now() < deadline, "daemon not up");
-            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        d
     }
 
     async fn send(&self, spec: &CallSpec, from_phone: bool, sip: Vec<u8>) {
@@ -128,17 +90,9 @@ impl Daemon {
         metric_sum(&scrape(self.http).await.unwrap_or_default(), name, labels)
     }
 
-    async fn stop(mut self) {
-        if let Some(tx) = self.stop.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), t)
-                .await
-                .expect("daemon stops within 10 s with clients connected")
-                .unwrap()
-                .unwrap();
-        }
+    /// Within 10 s, with clients still connected.
+    async fn stop(self) {
+        self.task.stop_within(Duration::from_secs(10)).await;
     }
 }
 
