@@ -483,21 +483,35 @@ impl CallSpec {
                 " SIP/2.0\r\n"
             );
         }
+        self.write_dialog_headers(out, a, method, cseq, by_agent, "Max-Forwards: 70\r\n");
+        extra(out);
+        Self::write_tail(out, body, content_type);
+    }
+
+    /// Via, From, To, Call-ID and CSeq of a request within the dialog or of its response
+    /// (`between`: what goes after the Via, e.g. a request's Max-Forwards).
+    fn write_dialog_headers(
+        &self,
+        out: &mut Vec<u8>,
+        a: &Addrs,
+        method: &str,
+        cseq: u32,
+        by_agent: bool,
+        between: &str,
+    ) {
         let branch = Branch {
             method,
             cseq: Some(cseq),
             side: if by_agent { "a" } else { "c" },
         };
         self.write_via(out, a, &branch, by_agent);
-        put!(out, "Max-Forwards: 70\r\nFrom: ");
+        put!(out, between, "From: ");
         self.write_party(out, a, by_agent, true);
         put!(out, "\r\nTo: ");
         self.write_party(out, a, !by_agent, true);
         put!(out, "\r\nCall-ID: ", self.call_id, "\r\nCSeq: ");
         put_u(out, u64::from(cseq));
         put!(out, " ", method, "\r\n");
-        extra(out);
-        Self::write_tail(out, body, content_type);
     }
 
     fn write_response(
@@ -513,19 +527,7 @@ impl CallSpec {
         put!(out, "SIP/2.0 ");
         put_u(out, u64::from(code));
         put!(out, " ", reason, "\r\n");
-        let branch = Branch {
-            method,
-            cseq: Some(cseq),
-            side: if by_agent { "a" } else { "c" },
-        };
-        self.write_via(out, a, &branch, by_agent);
-        put!(out, "From: ");
-        self.write_party(out, a, by_agent, true);
-        put!(out, "\r\nTo: ");
-        self.write_party(out, a, !by_agent, true);
-        put!(out, "\r\nCall-ID: ", self.call_id, "\r\nCSeq: ");
-        put_u(out, u64::from(cseq));
-        put!(out, " ", method, "\r\n");
+        self.write_dialog_headers(out, a, method, cseq, by_agent, "");
         Self::write_tail(out, |_| {}, "");
     }
 
