@@ -185,18 +185,23 @@ impl Decoder {
     /// fragment still waiting, a TCP segment not completing a SIP message; several for
     /// a TCP segment holding several SIP messages, or when `at` passes a deadline that
     /// releases messages held behind a lost TCP segment).
-    pub fn decode(
+    ///
+    /// Generic over `emit` so that a caller's closure is compiled into the UDP path:
+    /// through a `dyn` call the datagram went out in memory, written field by field,
+    /// and the caller's copy of it read those fields back with wider loads the CPU
+    /// could not forward from the stores (a stall per frame, 7 % of `analyze`).
+    pub fn decode<F: FnMut(Datagram<'_>) + ?Sized>(
         &mut self,
         link: LinkType,
         at: CaptureTime,
         frame: &[u8],
-        emit: &mut dyn FnMut(Datagram<'_>),
+        emit: &mut F,
     ) {
         if self.defrag.datagrams() > 0 {
             self.defrag.expire(at, &mut self.counters);
         }
         if self.tcp.streams() > 0 {
-            self.tcp.expire(at, &mut self.counters, emit);
+            self.tcp.expire(at, &mut self.counters, &mut |d| emit(d));
         }
         let l3 = match link::strip(link, frame) {
             Ok(l3) => l3,
@@ -228,7 +233,12 @@ impl Decoder {
         }
     }
 
-    fn ipv4(&mut self, at: CaptureTime, bytes: &[u8], emit: &mut dyn FnMut(Datagram<'_>)) {
+    fn ipv4<F: FnMut(Datagram<'_>) + ?Sized>(
+        &mut self,
+        at: CaptureTime,
+        bytes: &[u8],
+        emit: &mut F,
+    ) {
         let p = match ipv4::parse(bytes) {
             Ok(p) => p,
             Err(kind) => return self.counters.bump(kind),
@@ -253,7 +263,12 @@ impl Decoder {
         }
     }
 
-    fn ipv6(&mut self, at: CaptureTime, bytes: &[u8], emit: &mut dyn FnMut(Datagram<'_>)) {
+    fn ipv6<F: FnMut(Datagram<'_>) + ?Sized>(
+        &mut self,
+        at: CaptureTime,
+        bytes: &[u8],
+        emit: &mut F,
+    ) {
         let p = match ipv6::parse(bytes) {
             Ok(p) => p,
             Err(kind) => return self.counters.bump(kind),
@@ -281,14 +296,14 @@ impl Decoder {
         }
     }
 
-    fn transport(
+    fn transport<F: FnMut(Datagram<'_>) + ?Sized>(
         &mut self,
         at: CaptureTime,
         src: IpAddr,
         dst: IpAddr,
         protocol: u8,
         payload: &[u8],
-        emit: &mut dyn FnMut(Datagram<'_>),
+        emit: &mut F,
     ) {
         match protocol {
             PROTO_UDP => match udp::parse(payload) {
@@ -306,7 +321,8 @@ impl Decoder {
                         src: SocketAddr::new(src, seg.src_port),
                         dst: SocketAddr::new(dst, seg.dst_port),
                     };
-                    self.tcp.segment(at, key, &seg, &mut self.counters, emit);
+                    self.tcp
+                        .segment(at, key, &seg, &mut self.counters, &mut |d| emit(d));
                 }
                 Err(kind) => self.counters.bump(kind),
             },
