@@ -74,15 +74,13 @@ struct CallSip {
     /// The addresses the call's messages came from and went to (a few: the switch's
     /// and the phone's).
     addrs: Vec<SocketAddr>,
-    /// First lines that are not within their kept bytes (seldom any).
-    lines: Vec<Box<str>>,
-    /// Messages moved to the spill files, in arrival order.
-    spilled: Vec<SpillRef>,
+    /// What few calls have: first lines outside their bytes, spilled messages.
+    rare: Option<Box<Rare>>,
     bytes: usize,
     /// Key in the activity index: (last activity, id).
     key: (i64, u64),
-    /// Legs of this call that are ringing or active.
-    open_legs: SmallVec<[Box<str>; 1]>,
+    /// Legs of this call that are ringing or active, by [`leg_key`].
+    open_legs: SmallVec<[u64; 2]>,
     /// Ended flagged legs still waiting to be written again with late messages.
     pins: u16,
     /// A leg of this call ended and was written, none is open and none is pinned: the
@@ -90,9 +88,37 @@ struct CallSip {
     done: bool,
 }
 
+/// The parts of a call's SIP that few calls need, boxed so the others pay 8 bytes.
+#[derive(Debug, Default)]
+struct Rare {
+    /// First lines that are not within their kept bytes.
+    lines: Vec<Box<str>>,
+    /// Messages moved to the spill files, in arrival order.
+    spilled: Vec<SpillRef>,
+}
+
+/// A leg id as the call's open-leg list keeps it: its hash (the legs of one call never
+/// collide in 64 bits; a collision would only keep the call's text longer).
+fn leg_key(leg_id: &str) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x5ca1_ab1e).hash_one(leg_id)
+}
+
 impl CallSip {
     fn last_at(&self) -> i64 {
         self.key.0
+    }
+
+    fn lines(&self) -> &[Box<str>] {
+        self.rare.as_deref().map_or(&[], |r| &r.lines)
+    }
+
+    fn spilled(&self) -> &[SpillRef] {
+        self.rare.as_deref().map_or(&[], |r| &r.spilled)
+    }
+
+    fn rare_mut(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
     }
 
     fn addr(&mut self, a: SocketAddr) -> u16 {
@@ -118,7 +144,7 @@ impl CallSip {
     fn row(&self, m: &Msg) -> SipRow {
         let first = match m.first {
             (FIRST_OWNED, i) => self
-                .lines
+                .lines()
                 .get(usize::from(i))
                 .map_or_else(String::new, |l| l.to_string()),
             (a, b) => String::from_utf8_lossy(
@@ -157,7 +183,9 @@ pub struct SipDrops {
 
 #[derive(Debug)]
 pub struct SipBuffer {
-    calls: foldhash::HashMap<Arc<[u8]>, CallSip>,
+    /// Boxed: the table keeps a pointer per slot, not a whole call, so its unused slots
+    /// (up to half of them after it grows) cost 8 bytes each.
+    calls: foldhash::HashMap<Arc<[u8]>, Box<CallSip>>,
     /// (last activity, id) → Call-ID, oldest first.
     by_activity: BTreeMap<(i64, u64), Arc<[u8]>>,
     /// The keys of `by_activity` whose call has messages in memory (eviction candidates:
@@ -387,18 +415,18 @@ impl SipBuffer {
         let mut new_name = None;
         if !self.calls.contains_key(call_id) {
             let name: Arc<[u8]> = Arc::from(call_id);
-            self.calls.insert(name.clone(), CallSip::default());
+            self.calls.insert(name.clone(), Box::default());
             new_name = Some(name);
         }
         let Some(entry) = self.calls.get_mut(call_id) else {
             return;
         };
-        if entry.msgs.len() + entry.spilled.len() >= MAX_MESSAGES_PER_CALL {
+        if entry.msgs.len() + entry.spilled().len() >= MAX_MESSAGES_PER_CALL {
             self.drops.messages += 1;
             return;
         }
         let was_resident = !entry.msgs.is_empty();
-        let known = was_resident || !entry.spilled.is_empty();
+        let known = was_resident || !entry.spilled().is_empty();
         let last = entry.last_at().max(at);
         // The activity key moves when the call is new or a second has passed since it
         // last moved (the messages of a dialog come in bursts: one move per burst).
@@ -412,10 +440,9 @@ impl SipBuffer {
         let first = match span {
             Some((a, b)) => (a as u16, b as u16),
             None => {
-                entry
-                    .lines
-                    .push(String::from_utf8_lossy(line).into_owned().into_boxed_str());
-                (FIRST_OWNED, (entry.lines.len() - 1) as u16)
+                let lines = &mut entry.rare_mut().lines;
+                lines.push(String::from_utf8_lossy(line).into_owned().into_boxed_str());
+                (FIRST_OWNED, (lines.len() - 1) as u16)
             }
         };
         let (src, dst) = (entry.addr(p.src), entry.addr(p.dst));
@@ -448,8 +475,9 @@ impl SipBuffer {
     /// A leg of `call_id` is ringing or active: its call is kept until the leg ends.
     pub fn leg_open(&mut self, call_id: &[u8], leg_id: &str) {
         if let Some(c) = self.calls.get_mut(call_id) {
-            if !c.open_legs.iter().any(|l| **l == *leg_id) {
-                c.open_legs.push(leg_id.into());
+            let leg = leg_key(leg_id);
+            if !c.open_legs.contains(&leg) {
+                c.open_legs.push(leg);
             }
             if c.done {
                 c.done = false;
@@ -492,7 +520,8 @@ impl SipBuffer {
     /// The leg ended: its call may be forgotten once idle.
     pub fn leg_closed(&mut self, call_id: &[u8], leg_id: &str) {
         if let Some(c) = self.calls.get_mut(call_id) {
-            c.open_legs.retain(|l| **l != *leg_id);
+            let leg = leg_key(leg_id);
+            c.open_legs.retain(|l| *l != leg);
         }
     }
 
@@ -506,7 +535,7 @@ impl SipBuffer {
             }
             if let Some(c) = self.calls.get(*id) {
                 if let Some(spill) = &self.spill {
-                    out.extend(c.spilled.iter().filter_map(|r| spill.read(r)));
+                    out.extend(c.spilled().iter().filter_map(|r| spill.read(r)));
                 }
                 out.extend(c.msgs.iter().map(|m| c.row(m)));
             }
@@ -520,7 +549,7 @@ impl SipBuffer {
         call_ids
             .iter()
             .filter_map(|id| self.calls.get(*id))
-            .map(|c| c.msgs.len() + c.spilled.len())
+            .map(|c| c.msgs.len() + c.spilled().len())
             .sum()
     }
 
@@ -552,9 +581,9 @@ impl SipBuffer {
                 self.done.remove(&c.key);
                 self.bytes -= c.bytes;
                 if let Some(spill) = &mut self.spill {
-                    spill.release(&c.spilled);
+                    spill.release(c.spilled());
                 }
-                c.msgs.len() + c.spilled.len()
+                c.msgs.len() + c.spilled().len()
             }
             None => 0,
         }
@@ -603,9 +632,10 @@ impl SipBuffer {
         }
         match spill.write(&c.rows()) {
             Some(refs) => {
-                c.spilled.extend(refs);
+                let rare = c.rare_mut();
+                rare.spilled.extend(refs);
+                rare.lines = Vec::new();
                 c.msgs = Vec::new();
-                c.lines = Vec::new();
                 self.resident.remove(&c.key);
                 self.done.remove(&c.key);
                 self.bytes -= c.bytes;
