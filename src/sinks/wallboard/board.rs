@@ -137,8 +137,9 @@ impl Agent {
 }
 
 pub struct Board {
-    /// The open legs by leg id.
-    legs: HashMap<Arc<str>, Open>,
+    /// The open legs by leg id. Boxed: the table keeps a pointer per slot, not a whole
+    /// view, so its unused slots (up to half of them after it grows) cost 8 bytes each.
+    legs: HashMap<Arc<str>, Box<Open>>,
     /// The open legs by (INVITE time, leg id): the oldest is forgotten first.
     by_age: BTreeSet<(CaptureTime, Arc<str>)>,
     agents: BTreeMap<String, Agent>,
@@ -337,7 +338,7 @@ impl Board {
         }
         let id = id.unwrap_or_else(|| leg_id.into());
         self.by_age.insert((view.invite_at, id.clone()));
-        self.legs.insert(id, Open { view, counted });
+        self.legs.insert(id, Box::new(Open { view, counted }));
     }
 
     /// Takes one event (with the view of its leg when the caller made it already);
