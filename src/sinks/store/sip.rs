@@ -675,8 +675,12 @@ mod tests {
     }
 
     fn feed(b: &mut SipBuffer, at_s: i64, payload: &[u8]) {
+        feed_at(b, CaptureTime::from_secs_micros(at_s, 0), payload);
+    }
+
+    fn feed_at(b: &mut SipBuffer, at: CaptureTime, payload: &[u8]) {
         b.on_packet(&Captured {
-            at: CaptureTime::from_secs_micros(at_s, 0),
+            at,
             source: SourceId(1),
             src: "10.0.0.1:5060".parse().unwrap(),
             dst: "10.0.0.2:5060".parse().unwrap(),
@@ -810,18 +814,8 @@ mod tests {
         let one = sip("a@x", "INVITE sip:8001@b SIP/2.0").len() + OVERHEAD;
         let mut b = SipBuffer::new(one * 2 + 10, i64::MAX)
             .with_spill(Spill::open(dir.clone(), 1 << 20).unwrap());
-        let at = |ms: i64| CaptureTime::from_secs_micros(5, ms * 1000).0;
         let feed_ms = |b: &mut SipBuffer, ms: i64, payload: &[u8]| {
-            b.on_packet(&Captured {
-                at: CaptureTime(at(ms)),
-                source: SourceId(1),
-                src: "10.0.0.1:5060".parse().unwrap(),
-                dst: "10.0.0.2:5060".parse().unwrap(),
-                transport: Transport::Udp,
-                hint: PayloadHint::Sip,
-                payload,
-                correlation_id: None,
-            })
+            feed_at(b, CaptureTime::from_secs_micros(5, ms * 1000), payload)
         };
         feed_ms(&mut b, 0, &sip("a@x", "INVITE sip:8001@b SIP/2.0"));
         feed_ms(&mut b, 10, &sip("b@x", "INVITE sip:8002@b SIP/2.0"));
