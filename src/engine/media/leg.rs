@@ -9,6 +9,7 @@ use smallvec::SmallVec;
 
 use super::codec::{CodecId, PayloadMap};
 use super::mos::{estimate_mos, CodecImpairment};
+use super::slots::Slots;
 use super::stats::RtpStreamStats;
 use crate::engine::leg::{MediaRecord, Party};
 use crate::time::CaptureTime;
@@ -57,46 +58,30 @@ pub type StreamId = u32;
 /// The streams of every leg, in one store apart from the legs' media state, so that
 /// an RTP packet finds its stream from the stream table's entry alone (the leg's media
 /// slot and the stream are read side by side, not one through the other). Slots are
-/// reused; the store grows by an eighth at a time.
+/// reused ([`Slots`]).
 #[derive(Default)]
 pub struct StreamStore {
-    streams: Vec<Stream>,
-    free: Vec<StreamId>,
+    streams: Slots<Stream>,
 }
-
-/// Streams added at least when the store is full.
-const STORE_MIN_GROWTH: usize = 16;
 
 impl StreamStore {
     fn add(&mut self, s: Stream) -> StreamId {
-        if let Some(id) = self.free.pop() {
-            if let Some(slot) = self.streams.get_mut(id as usize) {
-                *slot = s;
-                return id;
-            }
-        }
-        if self.streams.len() == self.streams.capacity() {
-            self.streams
-                .reserve_exact((self.streams.len() / 8).max(STORE_MIN_GROWTH));
-        }
-        self.streams.push(s);
-        // Streams are bounded by the engine's legs times MAX_STREAMS, far below u32::MAX.
-        (self.streams.len() - 1) as StreamId
+        self.streams.add(s)
     }
 
     fn get(&self, id: StreamId) -> Option<&Stream> {
-        self.streams.get(id as usize)
+        self.streams.get(id)
     }
 
     fn get_mut(&mut self, id: StreamId) -> Option<&mut Stream> {
-        self.streams.get_mut(id as usize)
+        self.streams.get_mut(id)
     }
 
     fn release(&mut self, id: StreamId) {
-        if let Some(s) = self.streams.get_mut(id as usize) {
+        if let Some(s) = self.streams.get_mut(id) {
             // Drop what the stream holds now; the slot's bytes are reused.
             s.rtcp = None;
-            self.free.push(id);
+            self.streams.free(id);
         }
     }
 }

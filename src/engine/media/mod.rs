@@ -19,6 +19,7 @@ pub mod codec;
 pub mod leg;
 pub mod mos;
 pub mod slab;
+pub mod slots;
 pub mod stats;
 
 pub use codec::{CodecId, PayloadInfo, PayloadMap};

@@ -11,10 +11,11 @@
 //! holds change, and the leg reads its media here when it needs it (its end, the media
 //! rules, its record).
 //!
-//! Slots are reused (a free list); the slab grows by an eighth at a time so that its
+//! Slots are reused ([`Slots`]: a free list, growth by an eighth) so that its
 //! spare room stays small next to the memory of the legs it serves.
 
 use super::leg::{LegMedia, StreamStore};
+use super::slots::Slots;
 use crate::engine::input::SourceId;
 
 /// The slot of one leg's media in [`MediaSlab`].
@@ -38,14 +39,10 @@ pub struct LegMediaSlot {
     pub media: LegMedia,
 }
 
-/// Slots at least added when the slab is full.
-const MIN_GROWTH: usize = 16;
-
 /// The slots of every leg's media; see the module docs.
 #[derive(Default)]
 pub struct MediaSlab {
-    slots: Vec<LegMediaSlot>,
-    free: Vec<MediaSlot>,
+    slots: Slots<LegMediaSlot>,
     streams: StreamStore,
 }
 
@@ -57,27 +54,15 @@ impl MediaSlab {
             source,
             ..LegMediaSlot::default()
         };
-        if let Some(i) = self.free.pop() {
-            if let Some(s) = self.slots.get_mut(i as usize) {
-                *s = record;
-                return i;
-            }
-        }
-        if self.slots.len() == self.slots.capacity() {
-            self.slots
-                .reserve_exact((self.slots.len() / 8).max(MIN_GROWTH));
-        }
-        self.slots.push(record);
-        // Slots are bounded by the engine's `max_legs`, far below `u32::MAX`.
-        (self.slots.len() - 1) as MediaSlot
+        self.slots.add(record)
     }
 
     pub fn get(&self, slot: MediaSlot) -> Option<&LegMediaSlot> {
-        self.slots.get(slot as usize)
+        self.slots.get(slot)
     }
 
     pub fn get_mut(&mut self, slot: MediaSlot) -> Option<&mut LegMediaSlot> {
-        self.slots.get_mut(slot as usize)
+        self.slots.get_mut(slot)
     }
 
     /// The slot and the store of every leg's streams, to read or write the streams.
@@ -85,7 +70,7 @@ impl MediaSlab {
         &mut self,
         slot: MediaSlot,
     ) -> Option<(&mut LegMediaSlot, &mut StreamStore)> {
-        let s = self.slots.get_mut(slot as usize)?;
+        let s = self.slots.get_mut(slot)?;
         Some((s, &mut self.streams))
     }
 
@@ -96,11 +81,11 @@ impl MediaSlab {
 
     /// Frees the slot of a leg that goes, and its streams.
     pub fn remove(&mut self, slot: MediaSlot) {
-        if let Some(s) = self.slots.get_mut(slot as usize) {
+        if let Some(s) = self.slots.get_mut(slot) {
             if s.leg != 0 {
                 s.media.release(&mut self.streams);
                 *s = LegMediaSlot::default();
-                self.free.push(slot);
+                self.slots.free(slot);
             }
         }
     }
