@@ -12,7 +12,7 @@ use super::lex::{self, from, sub, trim};
 use super::{SipError, Uri};
 
 /// A `name-addr` (`"Display" <uri>;params`) or bare `addr-spec` (`uri;params`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
 pub struct NameAddr<'a> {
     /// The display name without quotes, raw (quoted-pair escapes kept). `None` when
     /// absent; `Some(b"")` for `"" <uri>`.
@@ -20,6 +20,22 @@ pub struct NameAddr<'a> {
     pub uri: Uri<'a>,
     /// Header parameters after the URI, after their first `;` (excluded), trimmed.
     pub params: &'a [u8],
+    /// The `tag` parameter as [`NameAddr::param`] finds it in `params`, taken during
+    /// the validation pass over `params` so that [`NameAddr::tag`] (read on every
+    /// message) does not scan them again. A function of `params`: equality and hashing
+    /// are unchanged by it.
+    tag: Option<&'a [u8]>,
+}
+
+// By hand so that the cached tag stays out of it: the same text as before it existed.
+impl std::fmt::Debug for NameAddr<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NameAddr")
+            .field("display", &self.display)
+            .field("uri", &self.uri)
+            .field("params", &self.params)
+            .finish()
+    }
 }
 
 impl<'a> NameAddr<'a> {
@@ -57,16 +73,41 @@ impl<'a> NameAddr<'a> {
         let gt = lex::find(inner, b'>').ok_or(SipError::BadHeader)?;
         let uri = Uri::parse(sub(inner, 0, gt))?;
         let after = lex::trim_start(from(inner, gt + 1));
-        let params = match after.split_first() {
-            None => &[][..],
-            Some((b';', p)) if lex::validate_params(trim(p)) => trim(p),
+        let (params, tag) = match after.split_first() {
+            None => (&[][..], None),
+            Some((b';', p)) => {
+                let p = trim(p);
+                (p, lex::scan_params(p, b"tag").ok_or(SipError::BadHeader)?)
+            }
             Some(_) => return Err(SipError::BadHeader),
         };
         Ok(NameAddr {
             display,
             uri,
             params,
+            tag,
         })
+    }
+
+    /// An address from parts already validated by [`NameAddr::parse`], `tag` being
+    /// what it found in `params` (for views rebuilt from stored offsets).
+    pub(crate) fn from_parts(
+        display: Option<&'a [u8]>,
+        uri: Uri<'a>,
+        params: &'a [u8],
+        tag: Option<&'a [u8]>,
+    ) -> NameAddr<'a> {
+        NameAddr {
+            display,
+            uri,
+            params,
+            tag,
+        }
+    }
+
+    /// The `tag` value as parsing found it (`Some(b"")` for an empty or flag `tag`).
+    pub(crate) fn raw_tag(&self) -> Option<&'a [u8]> {
+        self.tag
     }
 
     /// A header parameter by name (case-insensitive): `Some(b"")` for a flag, the inside
@@ -78,7 +119,7 @@ impl<'a> NameAddr<'a> {
     /// The `tag` parameter; `None` when absent or empty (RFC 2543 peers, RFC 4475
     /// inv2543).
     pub fn tag(&self) -> Option<&'a [u8]> {
-        self.param(b"tag").filter(|t| !t.is_empty())
+        self.tag.filter(|t| !t.is_empty())
     }
 
     /// The display name with quoted-pair escapes (`\"`, `\\`) resolved. Borrows when
@@ -109,15 +150,15 @@ fn parse_addr_spec(b: &[u8]) -> Result<NameAddr<'_>, SipError> {
     if !uri.headers.is_empty() || lex::find(uri.host, b'?').is_some() {
         return Err(SipError::BadHeader);
     }
-    let params = params.map(trim);
-    if params.is_some_and(|p| !lex::validate_params(p)) {
-        return Err(SipError::BadHeader);
-    }
-    let params = params.unwrap_or_default();
+    let (params, tag) = match params.map(trim) {
+        None => (&[][..], None),
+        Some(p) => (p, lex::scan_params(p, b"tag").ok_or(SipError::BadHeader)?),
+    };
     Ok(NameAddr {
         display: None,
         uri,
         params,
+        tag,
     })
 }
 

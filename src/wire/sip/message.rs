@@ -674,6 +674,8 @@ struct AddrSpans {
     display: Option<Span>,
     uri: UriSpans,
     params: Span,
+    /// The `tag` parameter found while `params` were validated.
+    tag: Option<Span>,
 }
 
 impl AddrSpans {
@@ -682,15 +684,18 @@ impl AddrSpans {
             display: a.display.map(|d| span_of(text, d)),
             uri: UriSpans::of(text, &a.uri),
             params: span_of(text, a.params),
+            // A flag `tag` is the empty constant, outside `text`: an empty span.
+            tag: a.raw_tag().map(|t| span_of(text, t)),
         }
     }
 
     fn get<'t>(&self, text: &'t [u8]) -> NameAddr<'t> {
-        NameAddr {
-            display: self.display.map(|d| d.of(text)),
-            uri: self.uri.get(text),
-            params: self.params.of(text),
-        }
+        NameAddr::from_parts(
+            self.display.map(|d| d.of(text)),
+            self.uri.get(text),
+            self.params.of(text),
+            self.tag.map(|t| t.of(text)),
+        )
     }
 }
 

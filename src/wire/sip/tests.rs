@@ -141,6 +141,102 @@ fn folded_headers_are_unfolded_in_one_copy() {
     assert_eq!(m.header_by_name(b"subject"), Some(&b"one  two"[..]));
 }
 
+/// The tag [`NameAddr::tag`] returns, computed the way it was before validation kept it:
+/// by looking the parameter up in the address's parameters.
+fn tag_by_lookup<'a>(a: &NameAddr<'a>) -> Option<&'a [u8]> {
+    a.param(b"tag").filter(|t| !t.is_empty())
+}
+
+/// A From value, a To value, and the tags expected of each.
+type TagCase<'a> = (&'a [u8], &'a [u8], Option<&'a [u8]>, Option<&'a [u8]>);
+
+#[test]
+fn tags_are_kept_from_validation() {
+    let cases: [TagCase<'_>; 8] = [
+        // ";tag=" inside a quoted display name is not the tag.
+        (
+            b"\"Bob ;tag=fake\" <sip:b@h>;tag=real",
+            b"\"x;tag=y\" <sip:a@b>",
+            Some(b"real"),
+            None,
+        ),
+        // Case-insensitive name, whitespace around '=', other parameters first.
+        (
+            b"<sip:c@d>;x=1 ; TAG = up;tag=second",
+            b"sip:a@b;tag=spec;user=phone",
+            Some(b"up"),
+            Some(b"spec"),
+        ),
+        // GBK display names, one with a trail byte 0x5C before the closing quote.
+        (
+            b"\"\xd5\xc5\x95\x5c\" <sip:1002@pbx>;tag=b",
+            b"\xd5\xc5\xc8\xfd <sip:1001@pbx>;tag=gbk",
+            Some(b"b"),
+            Some(b"gbk"),
+        ),
+        // A quoted tag value, and a flag tag (no value: no tag).
+        (
+            b"<sip:c@d>;tag=\"q;x\"",
+            b"<sip:a@b>;tag",
+            Some(b"q;x"),
+            None,
+        ),
+        // An empty quoted tag is no tag.
+        (b"<sip:c@d>;tag=\"\"", b"<sip:a@b>;Tag=1", None, Some(b"1")),
+        // A `tag` URI parameter inside <> is not the header's tag.
+        (
+            b"<sip:c@d;tag=uri>",
+            b"<sip:a@b;tag=uri>;tag=hdr",
+            None,
+            Some(b"hdr"),
+        ),
+        // Addr-spec forms: the parameters after the first ';' belong to the header.
+        (
+            b"sip:c@d;tag=as",
+            b"tel:+123;tag=t",
+            Some(b"as"),
+            Some(b"t"),
+        ),
+        (b"sip:c@d", b"<sip:a@b>", None, None),
+    ];
+    for (from, to, from_tag, to_tag) in cases {
+        for (f, t) in [("From", "To"), ("f", "t")] {
+            let mut raw = b"BYE sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n".to_vec();
+            raw.extend_from_slice(format!("{f}: ").as_bytes());
+            raw.extend_from_slice(from);
+            raw.extend_from_slice(format!("\r\n{t}: ").as_bytes());
+            raw.extend_from_slice(to);
+            raw.extend_from_slice(b"\r\nCall-ID: c\r\nCSeq: 2 BYE\r\nl: 0\r\n\r\n");
+            let m = parse(&raw);
+            let lenient = SipMessage::parse_lenient(&raw).unwrap();
+            let what = String::from_utf8_lossy(&raw);
+            for (got, by_lookup, lenient, want) in [
+                (m.from(), m.from(), lenient.from(), from_tag),
+                (m.to(), m.to(), lenient.to(), to_tag),
+            ] {
+                let got = got.unwrap();
+                assert_eq!(got.tag(), want, "{what}");
+                assert_eq!(tag_by_lookup(&by_lookup.unwrap()), want, "{what}");
+                assert_eq!(lenient.unwrap().tag(), want, "{what}");
+                assert_eq!(got, lenient.unwrap(), "{what}");
+            }
+        }
+    }
+    // Folded over three lines: the tag's offsets point into the unfolded copy.
+    let raw = b"BYE sip:a@b SIP/2.0\r\nf: \"A;tag=no\"\r\n <sip:c@d>\r\n  ;\r\n\ttag\r\n = 98\r\nt: <sip:a@b>\r\n ;tag=7\r\ni: c\r\nCSeq: 2 BYE\r\nl: 0\r\n\r\n";
+    let m = parse(raw);
+    assert!(m.was_folded());
+    assert_eq!(m.from().unwrap().tag(), Some(&b"98"[..]));
+    assert_eq!(m.to().unwrap().tag(), Some(&b"7"[..]));
+    assert_eq!(tag_by_lookup(&m.from().unwrap()), Some(&b"98"[..]));
+    // Debug output has no trace of the kept tag.
+    assert_eq!(
+        format!("{:?}", NameAddr::parse(b"<sip:a@b>;tag=1").unwrap()),
+        "NameAddr { display: None, uri: Uri { scheme: [115, 105, 112], user: Some([97]), \
+         host: [98], port: None, params: [], headers: [] }, params: [116, 97, 103, 61, 49] }"
+    );
+}
+
 #[test]
 fn stray_cr_before_line_end_is_trimmed() {
     // Regression: a value ending in a stray CR ("1 INVITE\r\r\n") gave the CSeq kept from
@@ -592,6 +688,10 @@ proptest! {
             prop_assert_eq!(m.cseq(), lenient.cseq());
             prop_assert_eq!(m.top_via(), lenient.top_via());
             prop_assert_eq!(m.contact(), lenient.contact());
+            // The tag kept from validation is the one a parameter lookup finds.
+            for a in [m.from(), m.to(), m.contact()].into_iter().flatten() {
+                prop_assert_eq!(a.tag(), tag_by_lookup(&a));
+            }
         }
     }
 
