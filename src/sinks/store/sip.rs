@@ -20,10 +20,12 @@
 //! every message dropped is counted.
 //!
 //! The bookkeeping around the text is kept small (issue 4, memory per open leg): a
-//! message is its bytes, its capture time, its first line as a range of those bytes and
-//! its two addresses as indexes into the call's few addresses; the store's [`SipRow`]
-//! (addresses and first line as strings) is made only when messages are read or
-//! spilled. A call's Call-ID is one shared allocation for both of its indexes.
+//! message is one allocation, its bytes behind an 11-byte header (capture time, its two
+//! addresses as indexes into the call's few addresses, transport); a call's addresses
+//! are packed in a word each (IPv6 ones aside); the store's [`SipRow`] (addresses and
+//! first line as strings, the first line found again by the parser) is made only when
+//! messages are read or spilled. A call's Call-ID is one shared allocation for both of
+//! its indexes.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
@@ -50,31 +52,102 @@ const OVERHEAD: usize = 160;
 /// updated once per burst of messages, not for each.
 const REKEY_US: i64 = 1_000_000;
 
-/// A first line that does not lie within the kept bytes (`Msg::first`).
-const FIRST_OWNED: u16 = u16::MAX;
-
-/// One kept message: 40 bytes beside its text, where a [`SipRow`] is 128 and four
-/// strings.
+/// One kept message in one allocation: a header of [`Msg::HEAD`] bytes (capture time,
+/// the indexes of its two addresses in the call's addresses, its transport) and then its
+/// bytes. A slot in the call's list is 16 bytes, where a struct beside the text was 40;
+/// the first line is found again when the message is read (rarely: a flagged leg).
 #[derive(Debug)]
-struct Msg {
-    at: i64,
-    raw: Box<[u8]>,
-    /// Indexes into the call's addresses.
-    src: u16,
-    dst: u16,
-    /// The first line: `raw[first.0..first.1]`; `(FIRST_OWNED, i)` for the call's
-    /// `lines[i]`.
-    first: (u16, u16),
-    transport: Transport,
+struct Msg(Box<[u8]>);
+
+impl Msg {
+    const HEAD: usize = 11;
+
+    fn new(at: i64, src: u8, dst: u8, transport: Transport, raw: &[u8]) -> Msg {
+        let mut v = Vec::with_capacity(Msg::HEAD + raw.len());
+        v.extend_from_slice(&at.to_le_bytes());
+        v.extend_from_slice(&[src, dst, transport_code(transport)]);
+        v.extend_from_slice(raw);
+        Msg(v.into_boxed_slice())
+    }
+
+    fn at(&self) -> i64 {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&self.0[..8]);
+        i64::from_le_bytes(b)
+    }
+
+    fn src(&self) -> u8 {
+        self.0[8]
+    }
+
+    fn dst(&self) -> u8 {
+        self.0[9]
+    }
+
+    fn transport(&self) -> Transport {
+        transport_of(self.0[10])
+    }
+
+    fn raw(&self) -> &[u8] {
+        &self.0[Msg::HEAD..]
+    }
 }
+
+fn transport_code(t: Transport) -> u8 {
+    match t {
+        Transport::Udp => 0,
+        Transport::Tcp => 1,
+        Transport::Tls => 2,
+        Transport::Sctp => 3,
+    }
+}
+
+fn transport_of(code: u8) -> Transport {
+    match code {
+        1 => Transport::Tcp,
+        2 => Transport::Tls,
+        3 => Transport::Sctp,
+        _ => Transport::Udp,
+    }
+}
+
+/// The first line of a kept message as captured, without its line break: what the
+/// parser takes for it, or (for a message cut at [`MAX_MESSAGE_BYTES`] that no longer
+/// parses) the bytes up to the first line break after any leading ones.
+fn first_line(raw: &[u8]) -> &[u8] {
+    if let Ok(m) = SipMessage::parse_lenient(raw) {
+        let line = m.first_line();
+        let start = (line.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
+        if let Some(l) = raw.get(start..start.saturating_add(line.len())) {
+            return l;
+        }
+    }
+    let start = raw
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(raw.len());
+    let rest = &raw[start..];
+    let end = rest
+        .iter()
+        .position(|&b| b == b'\r' || b == b'\n')
+        .unwrap_or(rest.len());
+    &rest[..end]
+}
+
+/// A message address as a call keeps it: an IPv4 address and port packed in one word
+/// (`1 << 48 | ip << 16 | port`), or `2 << 48 | i` for the call's `Rare::v6[i]`.
+type PackedAddr = u64;
+
+/// The index of an address a call has more of than a message header can name.
+const ADDR_OVERFLOW: u8 = u8::MAX;
 
 #[derive(Debug, Default)]
 struct CallSip {
     msgs: Vec<Msg>,
     /// The addresses the call's messages came from and went to (a few: the switch's
-    /// and the phone's).
-    addrs: Vec<SocketAddr>,
-    /// What few calls have: first lines outside their bytes, spilled messages.
+    /// and the phone's), packed.
+    addrs: SmallVec<[PackedAddr; 2]>,
+    /// What few calls have: IPv6 addresses, spilled messages.
     rare: Option<Box<Rare>>,
     bytes: usize,
     /// Key in the activity index: (last activity, id).
@@ -91,8 +164,8 @@ struct CallSip {
 /// The parts of a call's SIP that few calls need, boxed so the others pay 8 bytes.
 #[derive(Debug, Default)]
 struct Rare {
-    /// First lines that are not within their kept bytes.
-    lines: Vec<Box<str>>,
+    /// IPv6 addresses of the call's messages (`PackedAddr` names them by index).
+    v6: Vec<SocketAddr>,
     /// Messages moved to the spill files, in arrival order.
     spilled: Vec<SpillRef>,
 }
@@ -109,10 +182,6 @@ impl CallSip {
         self.key.0
     }
 
-    fn lines(&self) -> &[Box<str>] {
-        self.rare.as_deref().map_or(&[], |r| &r.lines)
-    }
-
     fn spilled(&self) -> &[SpillRef] {
         self.rare.as_deref().map_or(&[], |r| &r.spilled)
     }
@@ -121,15 +190,46 @@ impl CallSip {
         self.rare.get_or_insert_with(Box::default)
     }
 
-    fn addr(&mut self, a: SocketAddr) -> u16 {
-        match self.addrs.iter().position(|x| *x == a) {
-            Some(i) => i as u16,
-            None => {
-                // Exactly: two addresses, not the four a first push reserves.
-                self.addrs.reserve_exact(1);
-                self.addrs.push(a);
-                (self.addrs.len() - 1) as u16
+    fn pack(&mut self, a: SocketAddr) -> PackedAddr {
+        match a {
+            SocketAddr::V4(v4) => {
+                1 << 48 | u64::from(u32::from(*v4.ip())) << 16 | u64::from(v4.port())
             }
+            SocketAddr::V6(_) => {
+                let v6 = &mut self.rare_mut().v6;
+                let i = v6.iter().position(|x| *x == a).unwrap_or_else(|| {
+                    v6.push(a);
+                    v6.len() - 1
+                });
+                2 << 48 | i as u64
+            }
+        }
+    }
+
+    fn unpack(&self, p: PackedAddr) -> Option<SocketAddr> {
+        match p >> 48 {
+            1 => Some(SocketAddr::from((
+                std::net::Ipv4Addr::from((p >> 16) as u32),
+                p as u16,
+            ))),
+            _ => self
+                .rare
+                .as_deref()
+                .and_then(|r| r.v6.get((p & 0xffff_ffff) as usize))
+                .copied(),
+        }
+    }
+
+    /// The index of an address in the call's addresses (added when new).
+    fn addr(&mut self, a: SocketAddr) -> u8 {
+        let p = self.pack(a);
+        match self.addrs.iter().position(|x| *x == p) {
+            Some(i) => i.min(usize::from(ADDR_OVERFLOW)) as u8,
+            None if self.addrs.len() < usize::from(ADDR_OVERFLOW) => {
+                self.addrs.push(p);
+                (self.addrs.len() - 1) as u8
+            }
+            None => ADDR_OVERFLOW,
         }
     }
 
@@ -142,30 +242,19 @@ impl CallSip {
     }
 
     fn row(&self, m: &Msg) -> SipRow {
-        let first = match m.first {
-            (FIRST_OWNED, i) => self
-                .lines()
-                .get(usize::from(i))
-                .map_or_else(String::new, |l| l.to_string()),
-            (a, b) => String::from_utf8_lossy(
-                m.raw
-                    .get(usize::from(a)..usize::from(b))
-                    .unwrap_or_default(),
-            )
-            .into_owned(),
-        };
-        let addr = |i: u16| {
+        let addr = |i: u8| {
             self.addrs
                 .get(usize::from(i))
-                .map_or_else(String::new, ToString::to_string)
+                .and_then(|&p| self.unpack(p))
+                .map_or_else(String::new, |a| a.to_string())
         };
         SipRow {
-            at: m.at,
-            src: addr(m.src),
-            dst: addr(m.dst),
-            transport: m.transport.as_str().into(),
-            first_line: first,
-            raw: m.raw.to_vec(),
+            at: m.at(),
+            src: addr(m.src()),
+            dst: addr(m.dst()),
+            transport: m.transport().as_str().into(),
+            first_line: String::from_utf8_lossy(first_line(m.raw())).into_owned(),
+            raw: m.raw().to_vec(),
         }
     }
 
@@ -403,12 +492,6 @@ impl SipBuffer {
         }
         let keep = p.payload.len().min(MAX_MESSAGE_BYTES);
         let raw = &p.payload[..keep];
-        // Where the first line lies in the payload (the parser skips leading CRLFs).
-        let line = msg.first_line();
-        let span = (line.as_ptr() as usize)
-            .checked_sub(p.payload.as_ptr() as usize)
-            .map(|start| (start, start + line.len()))
-            .filter(|&(_, end)| end <= keep && end < usize::from(FIRST_OWNED));
         let size = keep + OVERHEAD;
         let at = p.at.0;
         // The Call-ID's one allocation, shared with the activity index.
@@ -437,14 +520,6 @@ impl SipBuffer {
             self.resident.remove(&entry.key);
             self.done.remove(&entry.key);
         }
-        let first = match span {
-            Some((a, b)) => (a as u16, b as u16),
-            None => {
-                let lines = &mut entry.rare_mut().lines;
-                lines.push(String::from_utf8_lossy(line).into_owned().into_boxed_str());
-                (FIRST_OWNED, (lines.len() - 1) as u16)
-            }
-        };
         let (src, dst) = (entry.addr(p.src), entry.addr(p.dst));
         entry.reserve_one();
         if rekey {
@@ -453,14 +528,7 @@ impl SipBuffer {
             let name = name.unwrap_or_else(|| Arc::from(call_id));
             self.by_activity.insert(entry.key, name);
         }
-        entry.msgs.push(Msg {
-            at,
-            raw: raw.into(),
-            src,
-            dst,
-            first,
-            transport: p.transport,
-        });
+        entry.msgs.push(Msg::new(at, src, dst, p.transport, raw));
         entry.bytes += size;
         self.bytes += size;
         if rekey || !was_resident {
@@ -634,7 +702,6 @@ impl SipBuffer {
             Some(refs) => {
                 let rare = c.rare_mut();
                 rare.spilled.extend(refs);
-                rare.lines = Vec::new();
                 c.msgs = Vec::new();
                 self.resident.remove(&c.key);
                 self.done.remove(&c.key);
@@ -748,6 +815,48 @@ mod tests {
         assert_eq!(m.len(), 1);
         assert_eq!(m[0].first_line, "MESSAGE sip:8001@b SIP/2.0");
         assert_eq!(m[0].raw.len(), MAX_MESSAGE_BYTES);
+    }
+
+    #[test]
+    fn a_call_names_its_first_255_addresses_and_every_ipv6_one() {
+        let mut b = SipBuffer::new(1 << 22, i64::MAX);
+        let payload = sip("many@x", "OPTIONS sip:8001@b SIP/2.0");
+        let from = |i: usize| -> SocketAddr {
+            if i % 100 == 7 {
+                format!("[2001:db8::{i:x}]:5060").parse().unwrap()
+            } else {
+                format!("10.9.{}.{}:{}", i / 250, i % 250, 5000 + i)
+                    .parse()
+                    .unwrap()
+            }
+        };
+        for i in 0..300 {
+            b.on_packet(&Captured {
+                at: CaptureTime::from_secs_micros(1, i as i64),
+                source: SourceId(1),
+                src: from(i),
+                dst: "10.0.0.1:5060".parse().unwrap(),
+                transport: Transport::Udp,
+                hint: PayloadHint::Sip,
+                payload: &payload,
+                correlation_id: None,
+            });
+        }
+        let m = b.messages(&[b"many@x"]);
+        assert_eq!(m.len(), 300);
+        // 255 addresses fit the message header: the first message's two, then 253 more
+        // sources; later ones are left blank.
+        for (i, row) in m.iter().enumerate() {
+            assert_eq!(row.dst, "10.0.0.1:5060");
+            let want = if i < 254 {
+                from(i).to_string()
+            } else {
+                String::new()
+            };
+            assert_eq!(row.src, want, "message {i}");
+        }
+        assert_eq!(m[107].src, "[2001:db8::6b]:5060");
+        assert_eq!(m[207].src, "[2001:db8::cf]:5060");
     }
 
     #[test]
