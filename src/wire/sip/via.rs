@@ -61,7 +61,9 @@ impl<'a> Via<'a> {
             branch,
             params,
         };
-        via.host_port().map_err(|_| SipError::BadVia)?;
+        if !is_plain_host_port(sent_by) {
+            via.host_port().map_err(|_| SipError::BadVia)?;
+        }
         Ok(via)
     }
 
@@ -98,6 +100,29 @@ impl<'a> Via<'a> {
             ),
         };
         Ok((host, port))
+    }
+}
+
+/// True for the sent-by nearly every Via carries, `host` or `host:port` with hostname or
+/// IPv4 characters and a port of 1 to 5 digits up to 65535: one pass, where
+/// [`Via::host_port`] looks for the last `:`, trims both sides and splits the host again.
+/// Every sent-by accepted here is one `host_port` accepts; anything else (IPv6
+/// references, whitespace around the `:`, a port too long) is left to it.
+fn is_plain_host_port(sent_by: &[u8]) -> bool {
+    let host_len = sent_by
+        .iter()
+        .position(|&c| !lex::is_host_char(c))
+        .unwrap_or(sent_by.len());
+    if host_len == 0 {
+        return false;
+    }
+    match sent_by.get(host_len) {
+        None => true,
+        Some(b':') => {
+            let port = from(sent_by, host_len + 1);
+            port.len() <= 5 && lex::parse_u32(port).is_some_and(|p| p <= u32::from(u16::MAX))
+        }
+        Some(_) => false,
     }
 }
 
@@ -160,6 +185,57 @@ mod tests {
         assert_eq!(v.branch, None);
         assert_eq!(v.params, b"");
         assert!(!v.has_rfc3261_branch());
+    }
+
+    #[test]
+    fn plain_sent_by_takes_the_short_check_only_when_host_port_agrees() {
+        for sent_by in [
+            &b"10.20.0.5"[..],
+            b"10.20.0.5:5060",
+            b"pbx_1.example.com:0",
+            b"h:65535",
+            b"h:00065535",
+            b"h:65536",
+            b"h:",
+            b"h::5060",
+            b"h:5:5060",
+            b":5060",
+            b"[2001:db8::1]:5060",
+            b"h : 5060",
+            b"h:50 60",
+            b"h:+5060",
+            b"h\xd5:5060",
+        ] {
+            let what = String::from_utf8_lossy(sent_by);
+            let via = Via {
+                transport: b"UDP",
+                sent_by,
+                branch: None,
+                params: b"",
+            };
+            if is_plain_host_port(sent_by) {
+                assert!(via.host_port().is_ok(), "{what}");
+            }
+            let mut raw = b"SIP/2.0/UDP ".to_vec();
+            raw.extend_from_slice(sent_by);
+            assert_eq!(Via::parse(&raw).is_ok(), via.host_port().is_ok(), "{what}");
+        }
+        assert!(is_plain_host_port(b"10.20.0.5:5060"));
+        assert!(is_plain_host_port(b"pbx.example.com"));
+        assert!(!is_plain_host_port(b"h:00065535"));
+        assert!(!is_plain_host_port(b"h:65536"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn short_check_never_accepts_what_host_port_rejects(
+            sent_by in "[a0.:_\\[\\] +5-]{0,12}|[a-z.]{1,4}:[0-9]{0,7}"
+        ) {
+            let via = Via { transport: b"UDP", sent_by: sent_by.as_bytes(), branch: None, params: b"" };
+            if is_plain_host_port(sent_by.as_bytes()) {
+                proptest::prop_assert!(via.host_port().is_ok());
+            }
+        }
     }
 
     #[test]
