@@ -23,6 +23,8 @@
 #   TIME_SCALE=0.01                     loadgen --time-scale (calls 100 times shorter)
 #   SKIP_BUILD=1 BIN=path/to/callwatch  use an existing binary
 #   LEGS=5000                           open legs for the memory figure (0 skips it)
+#   LEG_SECONDS=5                       seconds over which loadgen opens them (LEGS/LEG_SECONDS
+#                                       calls/s; calls ring 1-20 s, so keep it short)
 # Bounded: about 6 minutes with the defaults (every wait, loadgen included, has a limit).
 set -euo pipefail
 
@@ -33,6 +35,7 @@ RTCP_INTERVAL_MS=${RTCP_INTERVAL_MS:-10}
 SECONDS_EACH=${SECONDS_EACH:-8}
 TIME_SCALE=${TIME_SCALE:-0.01}
 LEGS=${LEGS:-5000}
+LEG_SECONDS=${LEG_SECONDS:-5}
 BIN=${BIN:-target/release/callwatch}
 
 if [ -z "${SKIP_BUILD:-}" ]; then
@@ -208,12 +211,12 @@ echo "# load at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
 if [ "$LEGS" = 0 ]; then exit 0; fi
 
 echo
-echo "# memory with $LEGS concurrent open legs (fresh daemon; loadgen at 1,000 calls/s, real call lengths)"
+echo "# memory with $LEGS concurrent open legs (fresh daemon; loadgen over $LEG_SECONDS s, real call lengths)"
 start_daemon
 sleep 1
 rss0=$(status_kb VmRSS)
-cps=1000
-secs=$(( LEGS / cps ))
+secs=$LEG_SECONDS
+cps=$(( LEGS / secs ))
 timeout 90 "$BIN" loadgen --target "127.0.0.1:$HEP_PORT" --cps "$cps" --concurrent "$LEGS" \
     --duration-s 60 --time-scale 1 --seed 7 2> "$WORK/loadgen_legs.txt" &
 LG=$!
@@ -241,9 +244,10 @@ import sys
 open_legs, rss0, rss1, hwm, msgs, hep_bytes, open_half, rss_half = map(int, sys.argv[1:])
 grown = (rss1 - rss0) * 1024
 # The store keeps the SIP text of open calls in its own bounded budget (SPEC 7), outside
-# the per-leg figure: each message whole plus its row (addresses, first line: about
-# 200 bytes of heap). The HEP header is about 80 bytes of each frame.
-sip = hep_bytes - 80 * msgs + 200 * msgs
+# the per-leg figure: the bytes of each message. Everything around them (a message's
+# 11-byte header, the call's addresses and indexes) counts as memory per leg. Each of
+# loadgen's IPv4 frames (no auth key) carries 99 bytes of HEP header and chunks.
+sip = hep_bytes - 99 * msgs
 print(f"open legs {open_legs}; RSS {rss0/1024:.1f} MB before, {rss1/1024:.1f} MB with them (VmHWM {hwm/1024:.1f} MB)")
 if open_legs:
     print(f"RSS per open leg: {grown/open_legs:.0f} B, of which SIP text held for the store about "
