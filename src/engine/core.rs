@@ -1127,19 +1127,10 @@ impl Engine {
         };
         match code {
             180 | 183 if leg.rec.ring_start_at.is_none() => {
+                // The late-answer and ring-timeout deadlines now count from here: the
+                // ones queued at the INVITE (earlier) move them on when they fire
+                // ([`Engine::fire`]), so no second pair is queued.
                 leg.rec.ring_start_at = Some(at);
-                if leg.is_inbound() {
-                    let due = rules::late_answer::deadline(at, self.settings.late_answer_ms);
-                    let src = leg.rec.source;
-                    self.deadlines.schedule(src, due, id, TimerKind::LateAnswer);
-                }
-                let src = leg.rec.source;
-                self.deadlines.schedule(
-                    src,
-                    at.plus_millis(self.settings.ring_timeout_ms),
-                    id,
-                    TimerKind::RingTimeout,
-                );
             }
             200..=299 => self.on_answered(id, at),
             401 | 407 => {}
@@ -1864,20 +1855,34 @@ impl Engine {
             _ if leg.state == LegState::Ended => {}
             TimerKind::LateAnswer => {
                 let start = leg.ring_start();
+                let deadline = rules::late_answer::deadline(start, s.0);
                 if ringing
                     && leg.is_inbound()
                     && !leg.has_raised(RuleId::LateAnswer)
                     && leg.cancel_at.is_none()
-                    && due >= rules::late_answer::deadline(start, s.0)
                 {
-                    self.raise(id, rules::late_answer::still_ringing(start, s.0));
+                    if due >= deadline {
+                        self.raise(id, rules::late_answer::still_ringing(start, s.0));
+                    } else {
+                        // Queued at the INVITE; ringing began later (180/183).
+                        let src = leg.rec.source;
+                        self.deadlines
+                            .schedule(src, deadline, id, TimerKind::LateAnswer);
+                    }
                 }
             }
             TimerKind::RingTimeout => {
                 let start = leg.ring_start();
-                if ringing && leg.cancel_at.is_none() && due >= start.plus_millis(s.1) {
-                    let end = start.plus_millis(s.1);
-                    self.end_unanswered(id, end, Outcome::Failed, EndReason::Timeout);
+                let end = start.plus_millis(s.1);
+                if ringing && leg.cancel_at.is_none() {
+                    if due >= end {
+                        self.end_unanswered(id, end, Outcome::Failed, EndReason::Timeout);
+                    } else {
+                        // Queued at the INVITE; ringing began later (180/183).
+                        let src = leg.rec.source;
+                        self.deadlines
+                            .schedule(src, end, id, TimerKind::RingTimeout);
+                    }
                 }
             }
             TimerKind::CancelGrace => {

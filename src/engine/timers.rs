@@ -28,9 +28,53 @@ pub enum TimerKind {
 /// One deadline: when, which leg, what for.
 type Entry = (CaptureTime, u64, TimerKind);
 
+impl TimerKind {
+    const ALL: [TimerKind; 9] = [
+        TimerKind::LateAnswer,
+        TimerKind::RingTimeout,
+        TimerKind::CancelGrace,
+        TimerKind::ByeGrace,
+        TimerKind::LongHold,
+        TimerKind::MaxLeg,
+        TimerKind::MediaTimeout,
+        TimerKind::Linger,
+        TimerKind::RegistrationExpiry,
+    ];
+}
+
+/// Bits of a [`Packed`] entry's second word that hold the [`TimerKind`].
+const KIND_BITS: u32 = 4;
+
+/// One deadline in 16 bytes instead of 24: the time, then the leg id and the kind in
+/// one word (`leg << 4 | kind`). Ordered as `(time, leg, kind)` is, so the heap pops in
+/// the same order. Leg ids are a counter (far below 2^60).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Packed(CaptureTime, u64);
+
+impl Packed {
+    fn new(at: CaptureTime, leg: u64, kind: TimerKind) -> Packed {
+        debug_assert!(leg < 1 << (64 - KIND_BITS));
+        Packed(at, leg << KIND_BITS | kind as u64)
+    }
+
+    fn at(self) -> CaptureTime {
+        self.0
+    }
+
+    fn entry(self) -> Entry {
+        let kind = TimerKind::ALL[(self.1 & ((1 << KIND_BITS) - 1)) as usize];
+        (self.0, self.1 >> KIND_BITS, kind)
+    }
+}
+
+/// Entries added at least when a heap is full; else it grows by an eighth, so that its
+/// spare room stays small next to the open legs' deadlines (a doubling heap may hold
+/// nearly as much room as deadlines).
+const MIN_GROWTH: usize = 64;
+
 #[derive(Default)]
 pub struct Deadlines {
-    heaps: HashMap<SourceId, BinaryHeap<Reverse<Entry>>>,
+    heaps: HashMap<SourceId, BinaryHeap<Reverse<Packed>>>,
     len: usize,
     /// At or before every deadline queued (`None` when none is): a packet earlier than
     /// this needs no look at the heaps. Lowered on schedule, raised again only when a
@@ -40,10 +84,11 @@ pub struct Deadlines {
 
 impl Deadlines {
     pub fn schedule(&mut self, source: SourceId, at: CaptureTime, leg: u64, kind: TimerKind) {
-        self.heaps
-            .entry(source)
-            .or_default()
-            .push(Reverse((at, leg, kind)));
+        let heap = self.heaps.entry(source).or_default();
+        if heap.len() == heap.capacity() {
+            heap.reserve_exact((heap.len() / 8).max(MIN_GROWTH));
+        }
+        heap.push(Reverse(Packed::new(at, leg, kind)));
         self.len += 1;
         self.floor = Some(self.floor.map_or(at, |f| f.min(at)));
     }
@@ -63,21 +108,21 @@ impl Deadlines {
         self.floor = self
             .heaps
             .values()
-            .filter_map(|h| h.peek().map(|Reverse((at, _, _))| *at))
+            .filter_map(|h| h.peek().map(|Reverse(p)| p.at()))
             .min();
         false
     }
 
     /// The earliest deadline of `source`.
     pub fn next_for(&self, source: SourceId) -> Option<CaptureTime> {
-        self.heaps.get(&source)?.peek().map(|Reverse((t, _, _))| *t)
+        self.heaps.get(&source)?.peek().map(|Reverse(p)| p.at())
     }
 
     /// The earliest deadline of any source, with its source.
     pub fn next(&self) -> Option<(SourceId, CaptureTime)> {
         self.heaps
             .iter()
-            .filter_map(|(s, h)| h.peek().map(|Reverse((t, _, _))| (*s, *t)))
+            .filter_map(|(s, h)| h.peek().map(|Reverse(p)| (*s, p.at())))
             .min_by_key(|(s, t)| (*t, *s))
     }
 
@@ -86,16 +131,16 @@ impl Deadlines {
     pub fn next_per_source(&self) -> impl Iterator<Item = (SourceId, CaptureTime)> + '_ {
         self.heaps
             .iter()
-            .filter_map(|(s, h)| h.peek().map(|Reverse((t, _, _))| (*s, *t)))
+            .filter_map(|(s, h)| h.peek().map(|Reverse(p)| (*s, p.at())))
     }
 
     /// Pops one deadline of `source` due at or before `now`.
     pub fn pop_due(&mut self, source: SourceId, now: CaptureTime) -> Option<Entry> {
         let heap = self.heaps.get_mut(&source)?;
         match heap.peek() {
-            Some(Reverse((t, _, _))) if *t <= now => {
+            Some(Reverse(p)) if p.at() <= now => {
                 self.len -= 1;
-                heap.pop().map(|Reverse(e)| e)
+                heap.pop().map(|Reverse(p)| p.entry())
             }
             _ => None,
         }
@@ -148,5 +193,31 @@ mod tests {
         d.schedule(a, CaptureTime(5), 3, TimerKind::Linger);
         assert!(d.any_due_before(a, CaptureTime(6)));
         assert!(!d.any_due_before(a, CaptureTime(5)));
+    }
+
+    #[test]
+    fn packed_entries_keep_leg_kind_and_order() {
+        let mut d = Deadlines::default();
+        let s = SourceId(1);
+        for (i, kind) in TimerKind::ALL.iter().enumerate().rev() {
+            d.schedule(s, CaptureTime(7), 1 << 40, *kind);
+            d.schedule(s, CaptureTime(7), i as u64, *kind);
+        }
+        let mut popped = Vec::new();
+        while let Some(e) = d.pop_due(s, CaptureTime(7)) {
+            popped.push(e);
+        }
+        let mut want: Vec<Entry> = TimerKind::ALL
+            .iter()
+            .enumerate()
+            .flat_map(|(i, k)| {
+                [
+                    (CaptureTime(7), i as u64, *k),
+                    (CaptureTime(7), 1 << 40, *k),
+                ]
+            })
+            .collect();
+        want.sort();
+        assert_eq!(popped, want);
     }
 }
