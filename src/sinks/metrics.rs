@@ -468,8 +468,17 @@ pub struct ServiceLevel {
     day: Option<NaiveDate>,
     /// team → (answered within the threshold, stopped ringing)
     teams: BTreeMap<String, (u64, u64)>,
-    answered_calls: HashSet<Vec<u8>>,
-    answered_order: VecDeque<Vec<u8>>,
+    /// Answered Call-IDs, as 64-bit hashes (a few bytes each where two copies of the
+    /// Call-ID took about 150): a collision could only leave one cancelled leg out of the
+    /// service level, once in 2^64.
+    answered_calls: HashSet<u64, foldhash::fast::FixedState>,
+    answered_order: VecDeque<u64>,
+}
+
+/// The key `ServiceLevel` remembers an answered Call-ID by.
+fn call_key(call_id: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0x0a5e_5e1f).hash_one(call_id)
 }
 
 impl ServiceLevel {
@@ -479,7 +488,7 @@ impl ServiceLevel {
             threshold_ms,
             day: None,
             teams: BTreeMap::new(),
-            answered_calls: HashSet::new(),
+            answered_calls: HashSet::default(),
             answered_order: VecDeque::new(),
         }
     }
@@ -522,8 +531,9 @@ impl ServiceLevel {
 
     /// An inbound leg was answered. True when the figures changed.
     pub fn on_answered(&mut self, rec: &LegRecord) -> bool {
-        if self.answered_calls.insert(rec.call_id.clone()) {
-            self.answered_order.push_back(rec.call_id.clone());
+        let key = call_key(&rec.call_id);
+        if self.answered_calls.insert(key) {
+            self.answered_order.push_back(key);
             while self.answered_order.len() > MAX_ANSWERED_CALLS {
                 if let Some(old) = self.answered_order.pop_front() {
                     self.answered_calls.remove(&old);
@@ -553,7 +563,7 @@ impl ServiceLevel {
         }
         if rec.outcome == Some(Outcome::Cancelled) {
             let within = rec.ring_ms.is_some_and(|r| r <= self.threshold_ms);
-            if within || self.answered_calls.contains(&rec.call_id) {
+            if within || self.answered_calls.contains(&call_key(&rec.call_id)) {
                 return false;
             }
         }
