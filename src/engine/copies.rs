@@ -3,12 +3,19 @@
 //! when Call-ID, CSeq, method (or status code), From tag and the agent they concern
 //! match; the engine keeps one [`Copies`] per agent leg, so Call-ID and agent are implied.
 
-/// A bounded set of event fingerprints already seen on one leg.
+use smallvec::SmallVec;
+
+/// A bounded set of event fingerprints already seen on one leg. The first
+/// [`INLINE`] are kept inside the leg (an open leg has seen INVITE, 100, 180, 200 and
+/// ACK: five), so most legs allocate nothing for them.
 #[derive(Clone, Debug, Default)]
 pub struct Copies {
-    seen: Vec<u64>,
-    next: usize,
+    /// Oldest first.
+    seen: SmallVec<[u64; INLINE]>,
 }
+
+/// Fingerprints kept inside the leg before the set moves to the heap.
+const INLINE: usize = 5;
 
 /// Events of a leg that can repeat are few (a leg rarely has more than a dozen
 /// transactions); the oldest fingerprint is forgotten past this.
@@ -20,12 +27,10 @@ impl Copies {
         if self.seen.contains(&fingerprint) {
             return false;
         }
-        if self.seen.len() < CAP {
-            self.seen.push(fingerprint);
-        } else {
-            self.seen[self.next] = fingerprint;
-            self.next = (self.next + 1) % CAP;
+        if self.seen.len() == CAP {
+            self.seen.remove(0);
         }
+        self.seen.push(fingerprint);
         true
     }
 }
@@ -58,5 +63,9 @@ mod tests {
             c.first_time(u64::from(i) + 10);
         }
         assert!(c.seen.len() <= CAP);
+        // The oldest is forgotten first.
+        assert!(c.first_time(fingerprint(&[b"a", b"1"])));
+        assert!(!c.first_time(1009));
+        assert!(c.first_time(10 + 1000 - CAP as u64));
     }
 }
