@@ -368,52 +368,78 @@ impl StreamOwner {
     }
 }
 
-/// RTP stream → owners, in two tables so that the IPv4 one (nearly every stream) has
-/// small slots: a packed 16-byte key and one-word owners.
+/// The owner of a v4 stream that is in [`StreamTable::shared`] instead.
+const SHARED: StreamOwner = StreamOwner(u64::MAX);
+
+/// RTP stream → owners. Nearly every stream is IPv4 with one owner: those are 24-byte
+/// entries (a packed key split in two words, one-word owner) in `v4`. A stream with
+/// several owners (an internal call) or not IPv4 is in `shared`, and a v4 one there has
+/// [`SHARED`] as its owner in `v4`, so a packet looks up one table unless its stream
+/// is shared.
 #[derive(Default)]
 struct StreamTable {
-    v4: HashMap<u128, SmallVec<[StreamOwner; 2]>>,
-    other: HashMap<(SocketAddr, SocketAddr, u32), SmallVec<[StreamOwner; 2]>>,
+    v4: HashMap<(u64, u64), StreamOwner>,
+    shared: HashMap<StreamKey, SmallVec<[StreamOwner; 2]>>,
+}
+
+fn split(k: u128) -> (u64, u64) {
+    ((k >> 64) as u64, k as u64)
 }
 
 impl StreamTable {
     fn get(&self, key: &StreamKey) -> Option<&[StreamOwner]> {
-        match key {
-            StreamKey::V4(k) => self.v4.get(k),
-            StreamKey::Other(s, d, ssrc) => self.other.get(&(*s, *d, *ssrc)),
+        if let StreamKey::V4(k) = key {
+            match self.v4.get(&split(*k)) {
+                Some(o) if *o != SHARED => return Some(std::slice::from_ref(o)),
+                Some(_) => {}
+                None => return None,
+            }
         }
-        .map(|o| o.as_slice())
+        self.shared.get(key).map(|o| o.as_slice())
     }
 
     fn insert(&mut self, key: StreamKey, owners: &StreamOwners) {
-        let owners = owners
+        let owners: SmallVec<[StreamOwner; 2]> = owners
             .iter()
             .map(|&(slot, stream)| StreamOwner::new(slot, stream))
             .collect();
         match key {
-            StreamKey::V4(k) => self.v4.insert(k, owners),
-            StreamKey::Other(s, d, ssrc) => self.other.insert((s, d, ssrc), owners),
-        };
+            StreamKey::V4(k) if owners.len() == 1 => {
+                if self.v4.insert(split(k), owners[0]) == Some(SHARED) {
+                    self.shared.remove(&key);
+                }
+            }
+            StreamKey::V4(k) => {
+                self.v4.insert(split(k), SHARED);
+                self.shared.insert(key, owners);
+            }
+            StreamKey::Other(..) => {
+                self.shared.insert(key, owners);
+            }
+        }
     }
 
     /// Takes the leg whose media is in `slot` off the stream; the stream goes when it
     /// has no owner left.
     fn remove_leg(&mut self, key: StreamKey, slot: MediaSlot) {
-        fn remove<K: std::hash::Hash + Eq>(
-            t: &mut HashMap<K, SmallVec<[StreamOwner; 2]>>,
-            k: K,
-            slot: MediaSlot,
-        ) {
-            if let Some(owners) = t.get_mut(&k) {
-                owners.retain(|o| o.slot() != slot);
-                if owners.is_empty() {
-                    t.remove(&k);
+        if let StreamKey::V4(k) = key {
+            match self.v4.get(&split(k)) {
+                Some(o) if *o == SHARED => {}
+                Some(o) if o.slot() == slot => {
+                    self.v4.remove(&split(k));
+                    return;
                 }
+                _ => return,
             }
         }
-        match key {
-            StreamKey::V4(k) => remove(&mut self.v4, k, slot),
-            StreamKey::Other(s, d, ssrc) => remove(&mut self.other, (s, d, ssrc), slot),
+        if let Some(owners) = self.shared.get_mut(&key) {
+            owners.retain(|o| o.slot() != slot);
+            if owners.is_empty() {
+                self.shared.remove(&key);
+                if let StreamKey::V4(k) = key {
+                    self.v4.remove(&split(k));
+                }
+            }
         }
     }
 }
