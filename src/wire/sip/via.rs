@@ -30,17 +30,24 @@ impl<'a> Via<'a> {
     /// Parses one `via-parm`.
     pub fn parse(b: &'a [u8]) -> Result<Via<'a>, SipError> {
         let b = trim(b);
-        // sent-protocol = protocol-name SLASH protocol-version SLASH transport
-        let (name, rest) = token_then(b)?;
-        if !name.eq_ignore_ascii_case(b"SIP") {
-            return Err(SipError::BadVia);
-        }
-        let rest = slash(rest)?;
-        let (version, rest) = token_then(rest)?;
-        if version.is_empty() {
-            return Err(SipError::BadVia);
-        }
-        let rest = slash(rest)?;
+        // sent-protocol = protocol-name SLASH protocol-version SLASH transport; nearly
+        // every Via starts with exactly `SIP/2.0/`, which the general walk below accepts
+        // with the same transport after it.
+        let rest = match b.strip_prefix(b"SIP/2.0/") {
+            Some(rest) => rest,
+            None => {
+                let (name, rest) = token_then(b)?;
+                if !name.eq_ignore_ascii_case(b"SIP") {
+                    return Err(SipError::BadVia);
+                }
+                let rest = slash(rest)?;
+                let (version, rest) = token_then(rest)?;
+                if version.is_empty() {
+                    return Err(SipError::BadVia);
+                }
+                slash(rest)?
+            }
+        };
         let (transport, rest) = token_then(rest)?;
         if transport.is_empty() || !rest.first().copied().is_some_and(lex::is_ws) {
             return Err(SipError::BadVia);
@@ -174,6 +181,43 @@ mod tests {
         assert_eq!(v.branch, Some(&b"z9hG4bK30239"[..]));
         let v = Via::parse(b"SIP/2.0/TCP [2001:db8::1] : 5061 ;branch=z9hG4bKx").unwrap();
         assert_eq!(v.host_port(), Ok((&b"[2001:db8::1]"[..], Some(5061))));
+    }
+
+    #[test]
+    fn the_usual_prefix_and_the_general_walk_agree() {
+        // Same transport and sent-by whether the value starts with exactly `SIP/2.0/`
+        // (the short way) or is spelled another accepted way (the general walk).
+        for (usual, other) in [
+            (
+                &b"SIP/2.0/UDP h:5060;branch=z9hG4bK1"[..],
+                &b"sip/2.0/UDP h:5060;branch=z9hG4bK1"[..],
+            ),
+            (b"SIP/2.0/ tcp\th", b"SIP / 2.0 / tcp\th"),
+            (
+                b"SIP/2.0/WS x.invalid;rport",
+                b"SIP/02.0/WS x.invalid;rport",
+            ),
+        ] {
+            let (a, b) = (Via::parse(usual).unwrap(), Via::parse(other).unwrap());
+            assert_eq!(
+                (a.transport, a.sent_by, a.branch),
+                (b.transport, b.sent_by, b.branch)
+            );
+        }
+        for bad in [
+            &b"SIP/2.0/"[..],
+            b"SIP/2.0/ ",
+            b"SIP/2.0//UDP h",
+            b"SIP/2.0/UDP",
+            b"SIP/2.0/UDP;h",
+        ] {
+            assert_eq!(
+                Via::parse(bad),
+                Err(SipError::BadVia),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 
     #[test]
