@@ -420,7 +420,10 @@ impl<'a> SipMessage<'a> {
     }
 
     pub fn call_id(&self) -> Option<&[u8]> {
-        self.header(HeaderName::CallId)
+        match &self.parsed {
+            Some(p) => p.call_id.map(|v| v.of(&self.text)),
+            None => self.header(HeaderName::CallId),
+        }
     }
 
     pub fn cseq(&self) -> Option<CSeq<'_>> {
@@ -513,7 +516,10 @@ impl<'a> SipMessage<'a> {
     }
 
     pub fn content_type(&self) -> Option<&[u8]> {
-        self.header(HeaderName::ContentType)
+        match &self.parsed {
+            Some(p) => p.content_type.map(|v| v.of(&self.text)),
+            None => self.header(HeaderName::ContentType),
+        }
     }
 
     /// The body (Content-Length octets, or the rest of the datagram without it).
@@ -568,6 +574,9 @@ fn check_parts(
             {
                 return Err(SipError::BadHeader);
             }
+            // Singletons (checked above): the one value is the first.
+            HeaderName::CallId => parsed.call_id = Some(h.value),
+            HeaderName::ContentType => parsed.content_type = Some(h.value),
             HeaderName::From => parsed.from = Some(AddrSpans::of(text, &NameAddr::parse(v)?)),
             HeaderName::To => parsed.to = Some(AddrSpans::of(text, &NameAddr::parse(v)?)),
             HeaderName::CSeq => {
@@ -614,6 +623,10 @@ fn check_parts(
 /// parsing again. Plain offsets, because the text may be the message's own unfolded copy.
 #[derive(Clone, Copy, Debug, Default)]
 struct Parsed {
+    /// The Call-ID and Content-Type values (singletons), so that their getters do not
+    /// walk the header index.
+    call_id: Option<Span>,
+    content_type: Option<Span>,
     from: Option<AddrSpans>,
     to: Option<AddrSpans>,
     /// CSeq number and method token.

@@ -136,6 +136,15 @@ fn folded_headers_are_unfolded_in_one_copy() {
     let lenient = SipMessage::parse_lenient(raw).unwrap();
     assert_eq!(m.from(), lenient.from());
     assert_eq!(m.top_via(), lenient.top_via());
+    assert_eq!(m.call_id(), lenient.call_id());
+    // Call-ID and Content-Type kept from validation, folded and in compact form.
+    let raw = b"OPTIONS sip:a@b SIP/2.0\r\ni:\r\n  abc@h \r\nc: application/sdp\r\n ; x=1\r\nl: 3\r\n\r\nv=0";
+    let m = parse(raw);
+    assert_eq!(m.call_id(), Some(&b"abc@h"[..]));
+    assert_eq!(m.content_type(), Some(&b"application/sdp   ; x=1"[..]));
+    assert_eq!(m.sdp(), Some(&b"v=0"[..]));
+    let m = parse(b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\n\r\n");
+    assert_eq!((m.call_id(), m.content_type()), (None, None));
     // LF-only folding: one space per LF.
     let m = parse(b"OPTIONS sip:a@b SIP/2.0\nSubject: one\n two\nl: 0\n\n");
     assert_eq!(m.header_by_name(b"subject"), Some(&b"one  two"[..]));
@@ -688,6 +697,10 @@ proptest! {
             prop_assert_eq!(m.cseq(), lenient.cseq());
             prop_assert_eq!(m.top_via(), lenient.top_via());
             prop_assert_eq!(m.contact(), lenient.contact());
+            prop_assert_eq!(m.call_id(), lenient.call_id());
+            prop_assert_eq!(m.call_id(), m.header(HeaderName::CallId));
+            prop_assert_eq!(m.content_type(), lenient.content_type());
+            prop_assert_eq!(m.content_type(), m.header(HeaderName::ContentType));
             // The tag kept from validation is the one a parameter lookup finds.
             for a in [m.from(), m.to(), m.contact()].into_iter().flatten() {
                 prop_assert_eq!(a.tag(), tag_by_lookup(&a));
