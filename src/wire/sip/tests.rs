@@ -530,6 +530,22 @@ fn every_error_kind() {
             SipError::DuplicateContentLength,
             "sip_duplicate_content_length",
         ),
+        // Two lengths: the first is checked first, then the second is an error.
+        (
+            b"OPTIONS sip:a@b SIP/2.0\r\nl: x\r\nContent-Length: 0\r\n\r\n",
+            SipError::BadContentLength,
+            "sip_bad_content_length",
+        ),
+        (
+            b"OPTIONS sip:a@b SIP/2.0\r\nl: 70000\r\nContent-Length: 0\r\n\r\n",
+            SipError::TooLarge,
+            "sip_too_large",
+        ),
+        (
+            b"OPTIONS sip:a@b SIP/2.0\r\nl: 0\r\nX: 1\r\nl: x\r\nl: 0\r\n\r\n",
+            SipError::DuplicateContentLength,
+            "sip_duplicate_content_length",
+        ),
         (
             b"OPTIONS sip:a@b SIP/2.0\r\ni: 1\r\nCall-ID: 2\r\n\r\n",
             SipError::MultipleSingletonHeaders,
