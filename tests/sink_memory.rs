@@ -38,7 +38,7 @@ static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
 const LEGS: usize = 5_000;
 /// Asserted bounds (today's figures plus a margin), bytes per open leg.
 const MAX_BOARD_BYTES_PER_LEG: f64 = 520.0;
-const MAX_SIP_BOOKKEEPING_PER_LEG: f64 = 520.0;
+const MAX_SIP_BOOKKEEPING_PER_LEG: f64 = 420.0;
 
 struct Pkt {
     at: CaptureTime,

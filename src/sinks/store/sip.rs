@@ -24,15 +24,14 @@
 //! addresses as indexes into the call's few addresses, transport); a call's addresses
 //! are packed in a word each (IPv6 ones aside); the store's [`SipRow`] (addresses and
 //! first line as strings, the first line found again by the parser) is made only when
-//! messages are read or spilled. A call's Call-ID is one shared allocation for both of
-//! its indexes.
+//! messages are read or spilled. A call is filed under a 64-bit hash of its Call-ID
+//! ([`CallKey`]): the Call-ID itself is only in its messages, and reading filters on it.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use smallvec::SmallVec;
 
@@ -170,6 +169,25 @@ struct Rare {
     spilled: Vec<SpillRef>,
 }
 
+/// A Call-ID as the buffer keys its call: a 64-bit hash, so that no copy of the Call-ID
+/// is kept (its bytes are in every message). Two Call-IDs with one hash would share a
+/// call's fate in memory (kept, spilled and forgotten together); what is read back is
+/// exact, since [`SipBuffer::messages`] keeps only the messages whose Call-ID is asked.
+type CallKey = u64;
+
+fn call_key(call_id: &[u8]) -> CallKey {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0xca11_1d5e).hash_one(call_id)
+}
+
+/// The Call-ID of a kept message, as the buffer filed it.
+fn call_id_of(raw: &[u8]) -> Option<&[u8]> {
+    let m = SipMessage::parse_lenient(raw).ok()?;
+    let id = trim(m.header(HeaderName::CallId)?);
+    let start = (id.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
+    raw.get(start..start.saturating_add(id.len()))
+}
+
 /// A leg id as the call's open-leg list keeps it: its hash (the legs of one call never
 /// collide in 64 bits; a collision would only keep the call's text longer).
 fn leg_key(leg_id: &str) -> u64 {
@@ -274,9 +292,9 @@ pub struct SipDrops {
 pub struct SipBuffer {
     /// Boxed: the table keeps a pointer per slot, not a whole call, so its unused slots
     /// (up to half of them after it grows) cost 8 bytes each.
-    calls: foldhash::HashMap<Arc<[u8]>, Box<CallSip>>,
+    calls: foldhash::HashMap<CallKey, Box<CallSip>>,
     /// (last activity, id) → Call-ID, oldest first.
-    by_activity: BTreeMap<(i64, u64), Arc<[u8]>>,
+    by_activity: BTreeMap<(i64, u64), CallKey>,
     /// The keys of `by_activity` whose call has messages in memory (eviction candidates:
     /// spilled calls are not rescanned on every packet).
     resident: BTreeSet<(i64, u64)>,
@@ -494,16 +512,8 @@ impl SipBuffer {
         let raw = &p.payload[..keep];
         let size = keep + OVERHEAD;
         let at = p.at.0;
-        // The Call-ID's one allocation, shared with the activity index.
-        let mut new_name = None;
-        if !self.calls.contains_key(call_id) {
-            let name: Arc<[u8]> = Arc::from(call_id);
-            self.calls.insert(name.clone(), Box::default());
-            new_name = Some(name);
-        }
-        let Some(entry) = self.calls.get_mut(call_id) else {
-            return;
-        };
+        let key = call_key(call_id);
+        let entry = self.calls.entry(key).or_default();
         if entry.msgs.len() + entry.spilled().len() >= MAX_MESSAGES_PER_CALL {
             self.drops.messages += 1;
             return;
@@ -514,9 +524,8 @@ impl SipBuffer {
         // The activity key moves when the call is new or a second has passed since it
         // last moved (the messages of a dialog come in bursts: one move per burst).
         let rekey = !known || last - entry.key.0 >= REKEY_US;
-        let mut name = new_name;
         if rekey && known {
-            name = self.by_activity.remove(&entry.key);
+            self.by_activity.remove(&entry.key);
             self.resident.remove(&entry.key);
             self.done.remove(&entry.key);
         }
@@ -525,8 +534,7 @@ impl SipBuffer {
         if rekey {
             entry.key = (last, self.next_id);
             self.next_id += 1;
-            let name = name.unwrap_or_else(|| Arc::from(call_id));
-            self.by_activity.insert(entry.key, name);
+            self.by_activity.insert(entry.key, key);
         }
         entry.msgs.push(Msg::new(at, src, dst, p.transport, raw));
         entry.bytes += size;
@@ -542,7 +550,7 @@ impl SipBuffer {
 
     /// A leg of `call_id` is ringing or active: its call is kept until the leg ends.
     pub fn leg_open(&mut self, call_id: &[u8], leg_id: &str) {
-        if let Some(c) = self.calls.get_mut(call_id) {
+        if let Some(c) = self.calls.get_mut(&call_key(call_id)) {
             let leg = leg_key(leg_id);
             if !c.open_legs.contains(&leg) {
                 c.open_legs.push(leg);
@@ -557,14 +565,14 @@ impl SipBuffer {
     /// An ended flagged leg of `call_id` waits to be written again with late messages:
     /// its call's messages are needed until [`SipBuffer::unpin`].
     pub fn pin(&mut self, call_id: &[u8]) {
-        if let Some(c) = self.calls.get_mut(call_id) {
+        if let Some(c) = self.calls.get_mut(&call_key(call_id)) {
             c.pins = c.pins.saturating_add(1);
         }
     }
 
     /// The pinned leg was written again (or given up).
     pub fn unpin(&mut self, call_id: &[u8]) {
-        if let Some(c) = self.calls.get_mut(call_id) {
+        if let Some(c) = self.calls.get_mut(&call_key(call_id)) {
             c.pins = c.pins.saturating_sub(1);
         }
         self.written(call_id);
@@ -573,7 +581,7 @@ impl SipBuffer {
     /// A leg of `call_id` ended and was written: once no leg is open and none is pinned,
     /// the call is `done` and the first to be forgotten over budget.
     pub fn written(&mut self, call_id: &[u8]) {
-        let Some(c) = self.calls.get_mut(call_id) else {
+        let Some(c) = self.calls.get_mut(&call_key(call_id)) else {
             return;
         };
         if c.done || !c.open_legs.is_empty() || c.pins > 0 {
@@ -587,7 +595,7 @@ impl SipBuffer {
 
     /// The leg ended: its call may be forgotten once idle.
     pub fn leg_closed(&mut self, call_id: &[u8], leg_id: &str) {
-        if let Some(c) = self.calls.get_mut(call_id) {
+        if let Some(c) = self.calls.get_mut(&call_key(call_id)) {
             let leg = leg_key(leg_id);
             c.open_legs.retain(|l| *l != leg);
         }
@@ -596,27 +604,39 @@ impl SipBuffer {
     /// Copies of the messages of these calls, in capture order.
     pub fn messages(&self, call_ids: &[&[u8]]) -> Vec<SipRow> {
         let mut out: Vec<SipRow> = Vec::new();
-        let mut seen: HashSet<&[u8]> = HashSet::new();
+        let mut seen: HashSet<CallKey> = HashSet::new();
+        // Only the messages of these Call-IDs: another Call-ID with the same hash shares
+        // the call's list.
+        let asked = |raw: &[u8]| call_id_of(raw).is_some_and(|id| call_ids.contains(&id));
         for id in call_ids {
-            if !seen.insert(id) {
+            let key = call_key(id);
+            if !seen.insert(key) {
                 continue;
             }
-            if let Some(c) = self.calls.get(*id) {
+            if let Some(c) = self.calls.get(&key) {
                 if let Some(spill) = &self.spill {
-                    out.extend(c.spilled().iter().filter_map(|r| spill.read(r)));
+                    out.extend(
+                        c.spilled()
+                            .iter()
+                            .filter_map(|r| spill.read(r))
+                            .filter(|row| asked(&row.raw)),
+                    );
                 }
-                out.extend(c.msgs.iter().map(|m| c.row(m)));
+                out.extend(c.msgs.iter().filter(|m| asked(m.raw())).map(|m| c.row(m)));
             }
         }
         out.sort_by_key(|m| m.at);
         out
     }
 
-    /// How many messages the calls hold now.
+    /// How many messages the calls hold now (with those of any Call-ID sharing their
+    /// hash: once in 2^64).
     pub fn count(&self, call_ids: &[&[u8]]) -> usize {
-        call_ids
-            .iter()
-            .filter_map(|id| self.calls.get(*id))
+        let mut keys: Vec<CallKey> = call_ids.iter().map(|id| call_key(id)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys.iter()
+            .filter_map(|k| self.calls.get(k))
             .map(|c| c.msgs.len() + c.spilled().len())
             .sum()
     }
@@ -632,17 +652,16 @@ impl SipBuffer {
                 continue;
             };
             if c.open_legs.is_empty() || now - last > self.max_keep_us {
-                gone.push(id.clone());
+                gone.push(*id);
             }
         }
-        for id in gone {
-            self.remove(&id);
+        for key in gone {
+            self.remove(key);
         }
     }
 
-    fn remove(&mut self, call_id: &[u8]) -> usize {
-        let call_id: &[u8] = call_id;
-        match self.calls.remove(call_id) {
+    fn remove(&mut self, key: CallKey) -> usize {
+        match self.calls.remove(&key) {
             Some(c) => {
                 self.by_activity.remove(&c.key);
                 self.resident.remove(&c.key);
@@ -664,9 +683,9 @@ impl SipBuffer {
                 .done
                 .first()
                 .and_then(|k| self.by_activity.get(k))
-                .cloned();
+                .copied();
             if let Some(spent) = spent {
-                self.remove(&spent);
+                self.remove(spent);
                 continue;
             }
             // The oldest call with messages in memory and without an open leg (a bounded
@@ -678,21 +697,21 @@ impl SipBuffer {
                 .find(|id| self.calls.get(*id).is_some_and(|c| c.open_legs.is_empty()))
                 .or_else(|| resident.clone().next())
                 .or_else(|| self.by_activity.values().next())
-                .cloned();
+                .copied();
             let Some(victim) = victim else {
                 break;
             };
-            if self.spill_call(&victim) {
+            if self.spill_call(victim) {
                 continue;
             }
-            let n = self.remove(&victim);
+            let n = self.remove(victim);
             self.drops.messages += n as u64;
         }
     }
 
     /// Moves a call's messages from memory to the spill files; false when it cannot.
-    fn spill_call(&mut self, call_id: &[u8]) -> bool {
-        let (Some(spill), Some(c)) = (self.spill.as_mut(), self.calls.get_mut(call_id)) else {
+    fn spill_call(&mut self, key: CallKey) -> bool {
+        let (Some(spill), Some(c)) = (self.spill.as_mut(), self.calls.get_mut(&key)) else {
             return false;
         };
         if c.msgs.is_empty() {
@@ -857,6 +876,25 @@ mod tests {
         }
         assert_eq!(m[107].src, "[2001:db8::6b]:5060");
         assert_eq!(m[207].src, "[2001:db8::cf]:5060");
+    }
+
+    #[test]
+    fn a_call_id_sharing_a_hash_with_another_reads_back_only_its_own_messages() {
+        let mut b = SipBuffer::new(1 << 20, i64::MAX);
+        feed(&mut b, 1, &sip("a@x", "INVITE sip:8001@b SIP/2.0"));
+        // A message of b@x filed under a@x's key, as if the two Call-IDs had one hash.
+        let other = sip("b@x", "INVITE sip:8002@b SIP/2.0");
+        let c = b.calls.get_mut(&call_key(b"a@x")).unwrap();
+        let (src, dst) = (c.addr("10.0.0.3:5060".parse().unwrap()), 0);
+        c.msgs
+            .push(Msg::new(2_000_000, src, dst, Transport::Udp, &other));
+        let a = b.messages(&[b"a@x"]);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].first_line, "INVITE sip:8001@b SIP/2.0");
+        let both = b.messages(&[b"a@x", b"b@x"]);
+        assert_eq!(both.len(), 2);
+        assert_eq!(both[1].raw, other);
+        assert_eq!(b.messages(&[b"c@x"]).len(), 0);
     }
 
     #[test]
