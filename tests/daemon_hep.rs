@@ -170,6 +170,18 @@ async fn late_answer_shows_in_metrics_while_ringing_then_the_leg_when_it_ends() 
     );
     assert_eq!(Daemon::value(&t, "callwatch_legs_ringing", &[]), 1.0);
     assert_eq!(Daemon::value(&t, "callwatch_legs_total", &[]), 0.0);
+    // The store sink holds the call's SIP text (the INVITE and the 180) in memory for
+    // the flagged leg, and has spilled nothing.
+    let text = (c.invite().len() + c.invite_response(180, "Ringing").len()) as f64;
+    let t = d
+        .wait_for("the SIP text held", |t| {
+            Daemon::value(t, "callwatch_store_sip_buffer_bytes", &[]) >= text
+        })
+        .await;
+    assert_eq!(
+        Daemon::value(&t, "callwatch_store_sip_spill_bytes", &[]),
+        0.0
+    );
 
     // Answer, ACK, BYE and its 200 over TCP, all merged in one write.
     let mut merged = Vec::new();

@@ -146,6 +146,9 @@ pub struct Metrics {
     pub store_up: Gauge,
     pub store_errors_total: Counter,
     pub store_backlog_bytes: Gauge,
+    /// SIP text of open calls the store sink holds in memory, and spilled to disk.
+    pub store_sip_buffer_bytes: Gauge,
+    pub store_sip_spill_bytes: Gauge,
 }
 
 /// Sorted, de-duplicated bucket bounds with `extra` added.
@@ -189,6 +192,8 @@ impl Metrics {
             store_up: Gauge::default(),
             store_errors_total: Counter::default(),
             store_backlog_bytes: Gauge::default(),
+            store_sip_buffer_bytes: Gauge::default(),
+            store_sip_spill_bytes: Gauge::default(),
             registry: Registry::default(),
         };
         // Counters get their `_total` suffix from the encoder.
@@ -306,6 +311,16 @@ impl Metrics {
             "callwatch_store_backlog_bytes",
             "Bytes of legs spooled and not yet committed to the database",
             m.store_backlog_bytes.clone(),
+        );
+        r.register(
+            "callwatch_store_sip_buffer_bytes",
+            "SIP text of open calls held in memory for flagged legs, as counted against its budget",
+            m.store_sip_buffer_bytes.clone(),
+        );
+        r.register(
+            "callwatch_store_sip_spill_bytes",
+            "SIP text of open calls spilled to disk once the memory budget was full",
+            m.store_sip_spill_bytes.clone(),
         );
         Metrics { registry: r, ..m }
     }

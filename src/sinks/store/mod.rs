@@ -171,6 +171,9 @@ pub struct StoreSink {
     linger_us: i64,
     dropped: Counter,
     sip_dropped: Counter,
+    /// `callwatch_store_sip_buffer_bytes` and `callwatch_store_sip_spill_bytes`.
+    sip_buffer_bytes: Gauge,
+    sip_spill_bytes: Gauge,
     last_warn: Option<std::time::Instant>,
     /// Keeps the spool folder claimed while the sink lives.
     _claim: Option<Arc<SpoolClaim>>,
@@ -203,6 +206,8 @@ impl StoreSink {
             linger_us: opts.sip_linger.as_micros().min(i64::MAX as u128) as i64,
             dropped: metrics.dropped("store"),
             sip_dropped: metrics.dropped("store_sip"),
+            sip_buffer_bytes: metrics.store_sip_buffer_bytes.clone(),
+            sip_spill_bytes: metrics.store_sip_spill_bytes.clone(),
             last_warn: None,
             _claim: None,
         }
@@ -338,6 +343,9 @@ impl EventSink for StoreSink {
         if d.messages > 0 {
             self.sip_dropped.inc_by(d.messages);
         }
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        self.sip_buffer_bytes.set(gauge(self.sip.bytes() as u64));
+        self.sip_spill_bytes.set(gauge(self.sip.spilled_bytes()));
     }
 }
 
