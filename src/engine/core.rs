@@ -23,6 +23,7 @@ use super::leg::{Direction, EndReason, HangupBy, LegRecord, Outcome, Party, Surv
 use super::media::leg::{LegMedia, StreamId, StreamStore};
 use super::media::slab::{MediaSlab, MediaSlot};
 use super::media::{CodecId, CodecImpairment};
+use super::record::{LegFacts, LegText, OptMs, OptTime, PackedAddr, Text};
 use super::registrations::{self, RegState, Registrations};
 use super::rules::{self, RuleId, Violation};
 use super::stats::EngineStats;
@@ -155,22 +156,18 @@ struct ByeSeen {
 
 /// The engine's private state of one agent leg, around its public record.
 struct Leg {
-    rec: LegRecord,
+    /// The record, compactly: its texts hold the Call-ID, both tags, the dialled and
+    /// To users ([`Text`]).
+    rec: LegFacts,
     state: LegState,
-    caller_tag: Box<[u8]>,
-    callee_tag: Option<Box<[u8]>>,
     /// The agent is the called party of the dialog (inbound, or the callee of an internal call).
     agent_is_callee: bool,
     invite_cseq: u32,
     invite_branches: Branches,
     /// Via count of the INVITE copy delivered closest to the phone.
     phone_vias: u32,
-    /// The dialled user (Request-URI user of the first INVITE copy).
-    dialled: Option<Box<[u8]>>,
-    /// The To user of the initial INVITE: what the caller dialled (a queue or a direct line).
-    to_user: Option<Box<[u8]>>,
     copies: Copies,
-    cancel_at: Option<CaptureTime>,
+    cancel_at: OptTime,
     bye: Option<ByeSeen>,
     transfers: Transfers,
     holds: HoldTracker,
@@ -184,9 +181,9 @@ struct Leg {
 impl Leg {
     fn agent_tag(&self) -> Option<&[u8]> {
         if self.agent_is_callee {
-            self.callee_tag.as_deref()
+            self.callee_tag()
         } else {
-            Some(&*self.caller_tag)
+            Some(self.caller_tag())
         }
     }
 
@@ -200,7 +197,7 @@ impl Leg {
     }
 
     fn ring_start(&self) -> CaptureTime {
-        self.rec.ring_start_at.unwrap_or(self.rec.invite_at)
+        self.rec.ring_start_at.get().unwrap_or(self.rec.invite_at)
     }
 
     fn is_inbound(&self) -> bool {
@@ -229,13 +226,25 @@ impl Leg {
     }
 
     fn matches_dialog(&self, a: &[u8], b: &[u8]) -> bool {
-        match &self.callee_tag {
+        match self.callee_tag() {
             Some(callee) => {
-                (*self.caller_tag == *a && **callee == *b)
-                    || (*self.caller_tag == *b && **callee == *a)
+                (self.caller_tag() == a && callee == b) || (self.caller_tag() == b && callee == a)
             }
             None => false,
         }
+    }
+
+    fn caller_tag(&self) -> &[u8] {
+        self.rec.caller_tag()
+    }
+
+    fn callee_tag(&self) -> Option<&[u8]> {
+        self.rec.text.get(Text::CalleeTag)
+    }
+
+    /// The public record as known now.
+    fn record(&self, roster: &Roster) -> LegRecord {
+        self.rec.record(roster, self.holds.episodes())
     }
 }
 
@@ -528,11 +537,21 @@ impl Engine {
     }
 
     /// Records of the legs not ended yet.
-    pub fn open_legs(&self) -> impl Iterator<Item = &LegRecord> {
+    /// Built on demand: the engine keeps its legs compactly ([`super::record`]).
+    pub fn open_legs(&self) -> impl Iterator<Item = LegRecord> + '_ {
         self.legs
             .values()
             .filter(|l| l.state != LegState::Ended)
-            .map(|l| &l.rec)
+            .map(|l| l.record(&self.settings.roster))
+    }
+
+    /// How many legs are not ended yet (what `open_legs().count()` says, without
+    /// building their records).
+    pub fn open_leg_count(&self) -> usize {
+        self.legs
+            .values()
+            .filter(|l| l.state != LegState::Ended)
+            .count()
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -708,9 +727,9 @@ impl Engine {
             let Some(agent) = agent else { continue };
             let agent = String::from_utf8_lossy(&agent).into_owned();
             let existing = self.call_legs(call_id).into_iter().find(|id| {
-                self.legs
-                    .get(id)
-                    .is_some_and(|l| *l.caller_tag == *from_tag && l.rec.agent == agent)
+                self.legs.get(id).is_some_and(|l| {
+                    l.caller_tag() == from_tag && l.rec.agent() == agent.as_bytes()
+                })
             });
             if let Some(id) = existing {
                 self.on_invite_copy(id, pkt, msg, cseq);
@@ -754,52 +773,46 @@ impl Engine {
                     )
                 }
             };
-            let info = self.settings.roster.lookup(&agent);
-            let rec = LegRecord {
-                leg_id: leg_id(call_id, from_tag, &agent),
-                call_id: call_id.to_vec(),
-                linked_call_id: correlation.clone(),
-                agent_id: info
-                    .map(|i| i.agent_id.clone())
-                    .unwrap_or_else(|| agent.clone()),
-                agent_name: info.and_then(|i| i.name.clone()),
-                team: info.and_then(|i| i.team.clone()),
-                agent,
-                direction,
-                customer,
-                customer_is_internal,
+            let rec = LegFacts {
+                text: LegText::new([
+                    Some(call_id),
+                    Some(from_tag),
+                    Some(agent.as_bytes()),
+                    None,
+                    customer.as_deref().map(str::as_bytes),
+                    correlation.as_deref(),
+                    ruri_user.as_deref(),
+                    to_user.as_deref(),
+                ]),
                 invite_at: pkt.at,
-                ring_start_at: None,
-                answered_at: None,
-                ended_at: None,
-                ring_ms: None,
+                ring_start_at: OptTime::NONE,
+                answered_at: OptTime::NONE,
+                ended_at: OptTime::NONE,
+                ring_ms: OptMs::NONE,
+                hold_ms: 0,
+                media: Box::default(),
+                violations: Vec::new(),
+                phone: PackedAddr::new(Some(if agent_is_callee { pkt.dst } else { pkt.src })),
+                source: pkt.source,
+                direction,
+                customer_is_internal,
+                glare: false,
                 outcome: None,
                 hangup_by: HangupBy::None,
                 survey: Survey::NotRequired,
-                glare: false,
-                hold_ms: 0,
-                holds: Vec::new(),
-                media: Vec::new(),
                 end_reason: None,
-                violations: Vec::new(),
-                phone: Some(if agent_is_callee { pkt.dst } else { pkt.src }),
-                source: pkt.source,
             };
             let id = self.next_leg;
             self.next_leg += 1;
             let mut leg = Leg {
                 rec,
                 state: LegState::Ringing,
-                caller_tag: from_tag.into(),
-                callee_tag: None,
                 agent_is_callee,
                 invite_cseq: cseq,
                 invite_branches: Branches::default(),
                 phone_vias: via_count(msg),
-                dialled: ruri_user.as_deref().map(Box::from),
-                to_user: to_user.as_deref().map(Box::from),
                 copies: Copies::default(),
-                cancel_at: None,
+                cancel_at: OptTime::NONE,
                 bye: None,
                 transfers: Transfers::default(),
                 holds: HoldTracker::default(),
@@ -859,15 +872,15 @@ impl Engine {
         if leg.agent_is_callee && vias > leg.phone_vias {
             // The copy with more Vias travelled further: closer to the phone.
             leg.phone_vias = vias;
-            leg.rec.phone = Some(pkt.dst);
+            leg.rec.phone = PackedAddr::new(Some(pkt.dst));
         } else if !leg.agent_is_callee && vias < leg.phone_vias {
             leg.phone_vias = vias;
-            leg.rec.phone = Some(pkt.src);
+            leg.rec.phone = PackedAddr::new(Some(pkt.src));
         }
         if cseq > leg.invite_cseq && leg.state == LegState::Ringing {
             leg.invite_cseq = cseq;
         }
-        let fp = fingerprint(&[&leg.caller_tag, &cseq.to_be_bytes(), b"INVITE"]);
+        let fp = fingerprint(&[leg.caller_tag(), &cseq.to_be_bytes(), b"INVITE"]);
         let _ = leg.copies.first_time(fp);
     }
 
@@ -890,7 +903,7 @@ impl Engine {
             .filter(|id| {
                 self.legs
                     .get(id)
-                    .is_some_and(|l| *l.caller_tag == *from_tag && l.invite_cseq == cseq)
+                    .is_some_and(|l| l.caller_tag() == from_tag && l.invite_cseq == cseq)
             })
             .collect();
         let strong: SmallVec<[u64; 2]> = candidates
@@ -899,7 +912,7 @@ impl Engine {
             .filter(|id| {
                 self.legs.get(id).is_some_and(|l| {
                     branch.is_some_and(|b| l.invite_branches.contains(b))
-                        || ruri_user.as_deref() == Some(l.rec.agent.as_bytes())
+                        || ruri_user.as_deref() == Some(l.rec.agent())
                 })
             })
             .collect();
@@ -924,7 +937,7 @@ impl Engine {
                 continue;
             }
             let at = leg.event_time(pkt.at);
-            leg.cancel_at = Some(at);
+            leg.cancel_at = OptTime::some(at);
             let src = leg.rec.source;
             self.deadlines.schedule(
                 src,
@@ -1017,7 +1030,7 @@ impl Engine {
                 .call_legs(&replaces)
                 .into_iter()
                 .filter_map(|id| self.legs.get(&id))
-                .find_map(|l| l.dialled.as_deref().map(<[u8]>::to_vec));
+                .find_map(|l| l.rec.text.get(Text::Dialled).map(<[u8]>::to_vec));
             if consultation.is_some() {
                 return consultation;
             }
@@ -1052,16 +1065,15 @@ impl Engine {
                 continue;
             };
             let to_initial =
-                method == Method::Invite && *leg.caller_tag == *from_tag && cseq == leg.invite_cseq;
-            if to_initial && (leg.state == LegState::Ringing || leg.callee_tag.as_deref() == to_tag)
-            {
-                let strong = (to_tag.is_some() && leg.callee_tag.as_deref() == to_tag)
+                method == Method::Invite && leg.caller_tag() == from_tag && cseq == leg.invite_cseq;
+            if to_initial && (leg.state == LegState::Ringing || leg.callee_tag() == to_tag) {
+                let strong = (to_tag.is_some() && leg.callee_tag() == to_tag)
                     || branch.is_some_and(|b| leg.invite_branches.contains(b))
-                    || contact_user.as_deref() == Some(leg.rec.agent.as_bytes())
-                    || leg.rec.phone == Some(pkt.src);
+                    || contact_user.as_deref() == Some(leg.rec.agent())
+                    || leg.rec.phone.is(pkt.src);
                 if strong {
                     initial.push(id);
-                } else if leg.callee_tag.is_none() {
+                } else if leg.callee_tag().is_none() {
                     weak.push(id);
                 }
             } else if to_tag.is_some_and(|t| leg.matches_dialog(from_tag, t)) {
@@ -1134,10 +1146,10 @@ impl Engine {
             return;
         }
         let at = leg.event_time(pkt.at);
-        let from_phone = leg.rec.phone == Some(pkt.src);
+        let from_phone = leg.rec.phone.is(pkt.src);
         if let Some(t) = to_tag {
-            if leg.callee_tag.is_none() || (200..300).contains(&code) {
-                leg.callee_tag = Some(t.into());
+            if leg.callee_tag().is_none() || (200..300).contains(&code) {
+                leg.rec.text.set(Text::CalleeTag, Some(t));
             }
         }
         let answerer = if leg.agent_is_callee {
@@ -1156,7 +1168,7 @@ impl Engine {
                 // The late-answer and ring-timeout deadlines now count from here: the
                 // ones queued at the INVITE (earlier) move them on when they fire
                 // ([`Engine::fire`]), so no second pair is queued.
-                leg.rec.ring_start_at = Some(at);
+                leg.rec.ring_start_at = OptTime::some(at);
             }
             200..=299 => self.on_answered(id, at),
             401 | 407 => {}
@@ -1186,8 +1198,8 @@ impl Engine {
         };
         let ring_start = leg.ring_start();
         let ring_ms = at.millis_since(ring_start);
-        leg.rec.answered_at = Some(at);
-        leg.rec.ring_ms = Some(ring_ms);
+        leg.rec.answered_at = OptTime::some(at);
+        leg.rec.ring_ms = OptMs::some(ring_ms);
         leg.rec.outcome = Some(Outcome::Answered);
         leg.state = LegState::Confirmed;
         if let Some(h) = self.media.get_mut(leg.media) {
@@ -1245,7 +1257,6 @@ impl Engine {
             h.media.reset_one_way();
         }
         leg.sync_media(&mut self.media);
-        leg.rec.holds = leg.holds.episodes().to_vec();
         match change {
             HoldChange::Started(by) => {
                 let start = leg
@@ -1658,7 +1669,7 @@ impl Engine {
         };
         let ring_start = leg.ring_start();
         let ring_ms = at.millis_since(ring_start);
-        leg.rec.ring_ms = Some(ring_ms);
+        leg.rec.ring_ms = OptMs::some(ring_ms);
         leg.rec.outcome = Some(outcome);
         if leg.is_inbound() && !leg.has_raised(RuleId::LateAnswer) {
             if let Some(v) = rules::late_answer::check(ring_start, ring_ms, late_ms) {
@@ -1706,9 +1717,9 @@ impl Engine {
             return;
         };
         if leg.state == LegState::Ringing {
-            if let Some(cancel) = leg.cancel_at {
+            if let Some(cancel) = leg.cancel_at.get() {
                 leg.rec.outcome = Some(Outcome::Cancelled);
-                leg.rec.ring_ms = Some(cancel.millis_since(leg.ring_start()));
+                leg.rec.ring_ms = OptMs::some(cancel.millis_since(leg.ring_start()));
             }
         }
         let last = leg.last_event_at;
@@ -1733,9 +1744,8 @@ impl Engine {
         }
         let end = at.unwrap_or(leg.last_event_at);
         leg.holds.close_all(end);
-        leg.rec.holds = leg.holds.episodes().to_vec();
         leg.rec.hold_ms = leg.holds.agent_hold_ms(end);
-        leg.rec.ended_at = at;
+        leg.rec.ended_at = at.map_or(OptTime::NONE, OptTime::some);
         leg.rec.end_reason = Some(reason);
         leg.rec.hangup_by = hangup_by;
         let answered = leg.rec.answered_at.is_some();
@@ -1762,6 +1772,7 @@ impl Engine {
             let talk = leg
                 .rec
                 .answered_at
+                .get()
                 .map(|a| end.millis_since(a))
                 .unwrap_or(0);
             raise.extend(rules::survey_missing::check(
@@ -1775,15 +1786,15 @@ impl Engine {
             ));
         }
         if let (Some((allow, queues)), Some(answered_at)) =
-            (&self.settings.personal_call, leg.rec.answered_at)
+            (&self.settings.personal_call, leg.rec.answered_at.get())
         {
             let lossy = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
             let v = match leg.rec.direction {
-                Direction::Outbound => leg.dialled.as_deref().and_then(|d| {
+                Direction::Outbound => leg.rec.text.get(Text::Dialled).and_then(|d| {
                     rules::personal_call::check_outbound(&lossy(d), allow, answered_at)
                 }),
                 Direction::Inbound => rules::personal_call::check_inbound(
-                    leg.to_user.as_deref().map(lossy).as_deref(),
+                    leg.rec.text.get(Text::ToUser).map(lossy).as_deref(),
                     queues,
                     answered_at,
                     end.millis_since(answered_at),
@@ -1795,13 +1806,14 @@ impl Engine {
         let codecs = &self.settings.codec_constants;
         let store = self.media.streams();
         let media = self.media.get(leg.media).map(|h| &h.media);
-        leg.rec.media = media.map_or_else(Vec::new, |m| {
+        leg.rec.media = media.map_or_else(Box::default, |m| {
             m.records(store, &|c| {
                 codecs
                     .iter()
                     .find(|(id, _)| *id == c)
                     .map_or_else(|| CodecImpairment::for_codec(c), |(_, k)| *k)
             })
+            .into_boxed_slice()
         });
         if answered && media.is_some_and(|m| m.has_rtp()) {
             let (min_mos, max_loss) = (self.settings.min_mos, self.settings.max_loss_pct);
@@ -1842,7 +1854,7 @@ impl Engine {
                 }
             }
         }
-        let call_key = self.call_key(&leg.rec.call_id);
+        let call_key = self.call_key(leg.rec.call_id());
         if let Some(ids) = self.by_call.get_mut(&call_key) {
             ids.retain(|x| *x != id);
             if ids.is_empty() {
@@ -1912,7 +1924,7 @@ impl Engine {
                 }
             }
             TimerKind::CancelGrace => {
-                if let (true, Some(cancel)) = (ringing, leg.cancel_at) {
+                if let (true, Some(cancel)) = (ringing, leg.cancel_at.get()) {
                     self.end_unanswered(id, cancel, Outcome::Cancelled, EndReason::Cancel);
                 }
             }
@@ -1961,7 +1973,9 @@ impl Engine {
                 }
             }
             TimerKind::MaxLeg => {
-                leg.rec.ring_ms = leg.rec.ring_ms.or(Some(due.millis_since(leg.ring_start())));
+                if leg.rec.ring_ms.get().is_none() {
+                    leg.rec.ring_ms = OptMs::some(due.millis_since(leg.ring_start()));
+                }
                 if ringing {
                     leg.rec.outcome = Some(Outcome::Failed);
                 }
@@ -1982,7 +1996,7 @@ impl Engine {
         leg.rec.violations.push(v.clone());
         self.stats.count_violation(v.rule);
         let at = v.at;
-        let rec = Box::new(leg.rec.clone());
+        let rec = Box::new(leg.record(&self.settings.roster));
         self.events.push_back(Event::ViolationRaised {
             at,
             violation: v,
@@ -1997,7 +2011,8 @@ impl Engine {
         make: impl FnOnce(CaptureTime, Box<LegRecord>) -> Event,
     ) {
         if let Some(leg) = self.legs.get(&id) {
-            self.events.push_back(make(at, Box::new(leg.rec.clone())));
+            self.events
+                .push_back(make(at, Box::new(leg.record(&self.settings.roster))));
         }
     }
 
@@ -2008,7 +2023,11 @@ impl Engine {
         };
         ids.iter()
             .copied()
-            .filter(|id| self.legs.get(id).is_some_and(|l| l.rec.call_id == call_id))
+            .filter(|id| {
+                self.legs
+                    .get(id)
+                    .is_some_and(|l| l.rec.call_id() == call_id)
+            })
             .collect()
     }
 
@@ -2075,13 +2094,4 @@ fn customer_text(user: &[u8]) -> Option<String> {
     } else {
         Some(s)
     }
-}
-
-/// A leg id that every capture node derives alike: FNV-1a of Call-ID, the caller's From
-/// tag and the agent.
-fn leg_id(call_id: &[u8], from_tag: &[u8], agent: &str) -> String {
-    format!(
-        "{:016x}",
-        fingerprint(&[call_id, from_tag, agent.as_bytes()])
-    )
 }

@@ -14,6 +14,7 @@ pub mod hold;
 pub mod input;
 pub mod leg;
 pub mod media;
+mod record;
 pub mod registrations;
 pub mod rules;
 pub mod stats;
