@@ -68,10 +68,16 @@ impl<'a> NameAddr<'a> {
                 None => return parse_addr_spec(b),
             }
         };
-        // `rest` starts with '<'.
+        // `rest` starts with '<'. The URI is parsed up to the first '>' in one pass;
+        // only when that fails is the '>' looked for, for the error of the general way.
         let inner = from(rest, 1);
-        let gt = lex::find(inner, b'>').ok_or(SipError::BadHeader)?;
-        let uri = Uri::parse(sub(inner, 0, gt))?;
+        let (uri, gt) = match Uri::parse_before_gt(inner) {
+            Ok(found) => found,
+            Err(_) => {
+                let gt = lex::find(inner, b'>').ok_or(SipError::BadHeader)?;
+                (Uri::parse(sub(inner, 0, gt))?, gt)
+            }
+        };
         let after = lex::trim_start(from(inner, gt + 1));
         let (params, tag) = match after.split_first() {
             None => (&[][..], None),

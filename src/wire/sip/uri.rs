@@ -43,6 +43,23 @@ impl<'a> Uri<'a> {
     /// (RFC 4475 ltgtruri, lwsruri, badaspec); a `sip:`/`sips:` URI needs a host, and a
     /// port must fit 16 bits.
     pub fn parse(b: &'a [u8]) -> Result<Uri<'a>, SipError> {
+        Uri::scan(b, false).map(|(uri, _)| uri)
+    }
+
+    /// The URI of a `<uri>` without looking for the `>` first: `b` is what follows the
+    /// `<`, and the result is the URI before the first `>` with that `>`'s position,
+    /// exactly as [`Uri::parse`] of the bytes before the first `>` would give it. An
+    /// error says only that this short way failed (no `>`, or the URI before it is not
+    /// acceptable); the caller then finds the `>` and calls [`Uri::parse`] for the
+    /// verdict.
+    pub(crate) fn parse_before_gt(b: &'a [u8]) -> Result<(Uri<'a>, usize), SipError> {
+        Uri::scan(b, true)
+    }
+
+    /// [`Uri::parse`] of `b`, or with `to_gt` of `b` up to its first `>`; also returns
+    /// where the URI ends.
+    #[inline(always)]
+    fn scan(b: &'a [u8], to_gt: bool) -> Result<(Uri<'a>, usize), SipError> {
         // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ':'.
         let colon = b
             .iter()
@@ -58,15 +75,30 @@ impl<'a> Uri<'a> {
         }
         // One pass over the rest: reject forbidden octets and note the delimiters.
         let mut marks = Marks::default();
+        let mut end = None;
         for (i, &c) in rest.iter().enumerate() {
             if lex::is_uri_special(c) {
                 if lex::is_uri_forbidden(c) {
+                    if to_gt && c == b'>' {
+                        end = Some(i);
+                        break;
+                    }
                     return Err(SipError::BadUri);
                 }
                 marks.see(i, c);
             }
         }
-        match classify(scheme) {
+        let rest = match end {
+            Some(gt) => sub(rest, 0, gt),
+            None if to_gt => return Err(SipError::BadHeader),
+            None => rest,
+        };
+        // Where the URI ends in `b`.
+        let len = colon + 1 + rest.len();
+        if rest.is_empty() {
+            return Err(SipError::BadUri);
+        }
+        let uri = match classify(scheme) {
             Scheme::Sip | Scheme::Sips => parse_sip(scheme, rest, &marks),
             Scheme::Tel => {
                 let (number, params) = split_once(rest, b';');
@@ -90,7 +122,8 @@ impl<'a> Uri<'a> {
                 params: &[],
                 headers: &[],
             }),
-        }
+        };
+        uri.map(|uri| (uri, len))
     }
 
     /// The scheme, classified case-insensitively.
@@ -367,6 +400,56 @@ mod tests {
                 Err(SipError::BadUri),
                 "{:?}",
                 String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    /// What `NameAddr::parse` did before [`Uri::parse_before_gt`]: find the first `>`,
+    /// then parse what is before it.
+    fn before_gt_the_long_way(b: &[u8]) -> Option<(Uri<'_>, usize)> {
+        let gt = lex::find(b, b'>')?;
+        Uri::parse(sub(b, 0, gt)).ok().map(|u| (u, gt))
+    }
+
+    #[test]
+    fn uri_before_the_first_gt() {
+        for b in [
+            &b"sip:a@b>;tag=1"[..],
+            b"sip:a@b;lr>",
+            b"sips:[2001:db8::1]:5061;transport=tls?x=1>",
+            b"tel:+123;p=1>x>",
+            b"urn:service:sos>",
+            b"sip:a@b",
+            b"sip:>",
+            b"sip:a b>",
+            b"sip:a@b>x",
+            b"s>p:a@b>",
+            b">",
+            b"",
+            b"sip:a@b\">",
+            b"sip:a@host:99999>",
+        ] {
+            assert_eq!(
+                Uri::parse_before_gt(b).ok(),
+                before_gt_the_long_way(b),
+                "{:?}",
+                String::from_utf8_lossy(b)
+            );
+        }
+        assert_eq!(
+            Uri::parse_before_gt(b"sip:a@b;lr>;tag=1").map(|(u, gt)| (u.params, gt)),
+            Ok((&b"lr"[..], 10))
+        );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn uri_before_gt_is_the_uri_before_the_first_gt(
+            b in "(sip|sips|tel|x)?:?[a-z0-9@:;?=&%\\[\\]<>\" .-]{0,24}"
+        ) {
+            proptest::prop_assert_eq!(
+                Uri::parse_before_gt(b.as_bytes()).ok(),
+                before_gt_the_long_way(b.as_bytes())
             );
         }
     }
