@@ -874,17 +874,11 @@ fn parse_request_line(line: &[u8]) -> Result<StartLine<'_>, SipError> {
     {
         return Err(SipError::BadStartLine);
     }
-    let uri = Uri::parse(uri_raw)?;
-    if matches!(uri.scheme_kind(), Scheme::Sip | Scheme::Sips) {
-        // RFC 3261 §19.1.1: no headers in a SIP Request-URI. The user part may hold a
-        // '?', so only look after it.
-        let after_user = match lex::find(uri_raw, b'@') {
-            Some(at) => from(uri_raw, at),
-            None => uri_raw,
-        };
-        if lex::find(after_user, b'?').is_some() {
-            return Err(SipError::BadUri);
-        }
+    // RFC 3261 §19.1.1: no headers in a SIP Request-URI. The user part may hold a '?',
+    // so only one after the '@' counts.
+    let (uri, question) = Uri::parse_noting_question(uri_raw)?;
+    if question && matches!(uri.scheme_kind(), Scheme::Sip | Scheme::Sips) {
+        return Err(SipError::BadUri);
     }
     Ok(StartLine::Request {
         method: Method::from_bytes(method),

@@ -247,6 +247,35 @@ fn tags_are_kept_from_validation() {
 }
 
 #[test]
+fn request_uri_headers_are_refused_after_the_user_part() {
+    for (uri, ok) in [
+        (&b"sip:a@b"[..], true),
+        (b"sip:us?er@b", true),
+        (b"sip:us?er@b;x?y", false),
+        (b"sip:a@b?subject=x", false),
+        (b"SIPS:a@b?", false),
+        (b"sip:b?x", false),
+        (b"sip:a@b@c?x", false),
+        (b"tel:+1?x", true),
+        (b"urn:x?y", true),
+    ] {
+        let mut raw = b"OPTIONS ".to_vec();
+        raw.extend_from_slice(uri);
+        raw.extend_from_slice(b" SIP/2.0\r\nl: 0\r\n\r\n");
+        let got = SipMessage::parse(&raw).map(|m| m.request_uri().map(|u| u.scheme.len()));
+        assert_eq!(
+            got.is_ok(),
+            ok,
+            "{:?}: {got:?}",
+            String::from_utf8_lossy(uri)
+        );
+        if !ok {
+            assert_eq!(got, Err(SipError::BadUri));
+        }
+    }
+}
+
+#[test]
 fn stray_cr_before_line_end_is_trimmed() {
     // Regression: a value ending in a stray CR ("1 INVITE\r\r\n") gave the CSeq kept from
     // validation an empty method.

@@ -43,7 +43,14 @@ impl<'a> Uri<'a> {
     /// (RFC 4475 ltgtruri, lwsruri, badaspec); a `sip:`/`sips:` URI needs a host, and a
     /// port must fit 16 bits.
     pub fn parse(b: &'a [u8]) -> Result<Uri<'a>, SipError> {
-        Uri::scan(b, false).map(|(uri, _)| uri)
+        Uri::scan(b, false).map(|(uri, _, _)| uri)
+    }
+
+    /// [`Uri::parse`], also telling whether a `?` follows the first `@` (without an
+    /// `@`: whether there is a `?` after the scheme at all), which in a `sip`/`sips`
+    /// URI starts headers (RFC 3261 §19.1.1). The parse notes it anyway.
+    pub(crate) fn parse_noting_question(b: &'a [u8]) -> Result<(Uri<'a>, bool), SipError> {
+        Uri::scan(b, false).map(|(uri, _, question)| (uri, question))
     }
 
     /// The URI of a `<uri>` without looking for the `>` first: `b` is what follows the
@@ -53,13 +60,13 @@ impl<'a> Uri<'a> {
     /// acceptable); the caller then finds the `>` and calls [`Uri::parse`] for the
     /// verdict.
     pub(crate) fn parse_before_gt(b: &'a [u8]) -> Result<(Uri<'a>, usize), SipError> {
-        Uri::scan(b, true)
+        Uri::scan(b, true).map(|(uri, gt, _)| (uri, gt))
     }
 
     /// [`Uri::parse`] of `b`, or with `to_gt` of `b` up to its first `>`; also returns
-    /// where the URI ends.
+    /// where the URI ends and whether a `?` follows its first `@`.
     #[inline(always)]
-    fn scan(b: &'a [u8], to_gt: bool) -> Result<(Uri<'a>, usize), SipError> {
+    fn scan(b: &'a [u8], to_gt: bool) -> Result<(Uri<'a>, usize, bool), SipError> {
         // scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ), then ':'.
         let colon = b
             .iter()
@@ -123,7 +130,8 @@ impl<'a> Uri<'a> {
                 headers: &[],
             }),
         };
-        uri.map(|uri| (uri, len))
+        let question = marks.question.is_some();
+        uri.map(|uri| (uri, len, question))
     }
 
     /// The scheme, classified case-insensitively.
