@@ -3,7 +3,7 @@
 //! packet (by stream key, else by the SDP address it goes to or comes from) and hands
 //! the parsed header here; figures and the media rules are read at the leg's end.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr};
 
 use smallvec::SmallVec;
 
@@ -23,13 +23,53 @@ pub const MAX_STREAMS: usize = 16;
 const DIRECTION_SILENCE_US: i64 = 1_000_000;
 
 struct Stream {
-    src: SocketAddr,
-    dst: SocketAddr,
+    ends: Ends,
     ssrc: u32,
     from: Party,
     stats: RtpStreamStats,
     /// Boxed: most streams never see an RTCP report about them.
     rtcp: Option<Box<RtcpFigures>>,
+}
+
+/// A stream's source and destination in 16 bytes (two `SocketAddr`s are 64): IPv4
+/// inline, any other boxed.
+enum Ends {
+    V4 {
+        src_ip: u32,
+        dst_ip: u32,
+        src_port: u16,
+        dst_port: u16,
+    },
+    Other(Box<(SocketAddr, SocketAddr)>),
+}
+
+impl Ends {
+    fn new(src: SocketAddr, dst: SocketAddr) -> Ends {
+        match (src, dst) {
+            (SocketAddr::V4(s), SocketAddr::V4(d)) => Ends::V4 {
+                src_ip: s.ip().to_bits(),
+                dst_ip: d.ip().to_bits(),
+                src_port: s.port(),
+                dst_port: d.port(),
+            },
+            _ => Ends::Other(Box::new((src, dst))),
+        }
+    }
+
+    fn get(&self) -> (SocketAddr, SocketAddr) {
+        match self {
+            Ends::V4 {
+                src_ip,
+                dst_ip,
+                src_port,
+                dst_port,
+            } => (
+                SocketAddr::new(Ipv4Addr::from_bits(*src_ip).into(), *src_port),
+                SocketAddr::new(Ipv4Addr::from_bits(*dst_ip).into(), *dst_port),
+            ),
+            Ends::Other(e) => **e,
+        }
+    }
 }
 
 /// The far end's own view of a stream, from the RTCP receiver report blocks (RFC 3550
@@ -141,7 +181,7 @@ impl LegMedia {
         for &id in &m.streams {
             if let Some(s) = store.get_mut(id) {
                 if s.ssrc == ssrc && s.stats.figures().packets == 0 {
-                    (s.src, s.dst, s.from) = (src, dst, from);
+                    (s.ends, s.from) = (Ends::new(src, dst), from);
                     return Some(id);
                 }
             }
@@ -150,8 +190,7 @@ impl LegMedia {
             return None;
         }
         let id = store.add(Stream {
-            src,
-            dst,
+            ends: Ends::new(src, dst),
             ssrc,
             from,
             stats: RtpStreamStats::with_payloads(m.payloads),
@@ -324,11 +363,12 @@ impl LegMedia {
                 let mos = codec
                     .filter(|c| !c.is_auxiliary())
                     .map(|c| estimate_mos(&constants(c), f.loss_pct.max(0.0), f.mean_jitter_ms));
+                let (src, dst) = s.ends.get();
                 MediaRecord {
                     ssrc: s.ssrc,
                     from: s.from,
-                    src: s.src,
-                    dst: s.dst,
+                    src,
+                    dst,
                     codec: codec.map(|c| codec_name(c).to_string()),
                     packets: f.packets,
                     expected: f.expected,
@@ -349,7 +389,10 @@ impl LegMedia {
         &'a self,
         store: &'a StreamStore,
     ) -> impl Iterator<Item = (SocketAddr, SocketAddr, u32)> + 'a {
-        self.streams(store).map(|s| (s.src, s.dst, s.ssrc))
+        self.streams(store).map(|s| {
+            let (src, dst) = s.ends.get();
+            (src, dst, s.ssrc)
+        })
     }
 
     /// Gives the leg's streams back to the store (the leg goes).
