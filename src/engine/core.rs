@@ -1940,7 +1940,7 @@ impl Engine {
             }
             TimerKind::MediaTimeout => {
                 let slot = self.media.get_mut(leg.media);
-                let last_rtp = slot.as_ref().and_then(|h| h.media.last_rtp_at);
+                let last_rtp = slot.as_ref().and_then(|h| h.media.last_rtp_at());
                 if let Some(h) = slot {
                     h.media_timer = false;
                 }

@@ -23,6 +23,12 @@ use crate::time::CaptureTime;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OptTime(i64);
 
+impl Default for OptTime {
+    fn default() -> OptTime {
+        OptTime::NONE
+    }
+}
+
 impl OptTime {
     pub const NONE: OptTime = OptTime(i64::MIN);
 

@@ -12,6 +12,7 @@ use super::mos::{estimate_mos, CodecImpairment};
 use super::slots::Slots;
 use super::stats::RtpStreamStats;
 use crate::engine::leg::{MediaRecord, Party};
+use crate::engine::record::OptTime;
 use crate::time::CaptureTime;
 use crate::wire::rtp::RtpHeader;
 
@@ -134,7 +135,7 @@ impl StreamStore {
 pub struct LegMedia {
     state: MediaState,
     /// Last RTP packet of either direction (media timeout).
-    pub last_rtp_at: Option<CaptureTime>,
+    last_rtp_at: OptTime,
 }
 
 #[derive(Default)]
@@ -142,11 +143,12 @@ struct MediaState {
     /// Two inline: a leg usually has one stream per direction.
     streams: SmallVec<[StreamId; 2]>,
     payloads: PayloadMap,
-    last_from: [Option<CaptureTime>; 2],
+    /// Times in one word each ([`OptTime`]): this is in every leg's media slot.
+    last_from: [OptTime; 2],
     /// Start of the current period where only one direction flows.
-    one_way_since: Option<CaptureTime>,
+    one_way_since: OptTime,
     /// First packet of each direction since the answer or the latest hold change.
-    first_since_counting: [Option<CaptureTime>; 2],
+    first_since_counting: [OptTime; 2],
     one_way_longest_us: i64,
 }
 
@@ -233,21 +235,32 @@ impl LegMedia {
         s.stats.on_packet(at, hdr);
         let m = &mut self.state;
         let from = slot(s.from);
-        m.last_from[from] = Some(at);
-        let first = *m.first_since_counting[from].get_or_insert(at);
-        self.last_rtp_at = Some(self.last_rtp_at.map_or(at, |t| t.max(at)));
-        let other_last = m.last_from[1 - from];
+        m.last_from[from] = OptTime::some(at);
+        let first = match m.first_since_counting[from].get() {
+            Some(t) => t,
+            None => {
+                m.first_since_counting[from] = OptTime::some(at);
+                at
+            }
+        };
+        self.last_rtp_at = OptTime::some(self.last_rtp_at.get().map_or(at, |t| t.max(at)));
+        let other_last = m.last_from[1 - from].get();
         let other_flowing = other_last.is_some_and(|t| (at.0 - t.0) <= DIRECTION_SILENCE_US);
         if !talking || other_flowing {
-            m.one_way_since = None;
+            m.one_way_since = OptTime::NONE;
             return;
         }
         // The period began when this side was flowing and the other had fallen silent:
         // the later of this side's first packet since counting began (answer or hold
         // change) and the other side's last packet.
-        let since = *m
-            .one_way_since
-            .get_or_insert_with(|| other_last.map_or(first, |t| t.max(first)));
+        let since = match m.one_way_since.get() {
+            Some(t) => t,
+            None => {
+                let t = other_last.map_or(first, |t| t.max(first));
+                m.one_way_since = OptTime::some(t);
+                t
+            }
+        };
         m.one_way_longest_us = m.one_way_longest_us.max(at.0 - since.0);
     }
 
@@ -301,8 +314,8 @@ impl LegMedia {
     /// The leg was answered, or a hold began or ended, at `at`: one-way periods
     /// restart and count from there.
     pub fn reset_one_way(&mut self) {
-        self.state.one_way_since = None;
-        self.state.first_since_counting = [None, None];
+        self.state.one_way_since = OptTime::NONE;
+        self.state.first_since_counting = [OptTime::NONE; 2];
     }
 
     /// The latest stream with `ssrc`.
@@ -319,7 +332,12 @@ impl LegMedia {
 
     /// When the current one-way period began, if one is going on.
     pub fn one_way_since(&self) -> Option<CaptureTime> {
-        self.state.one_way_since
+        self.state.one_way_since.get()
+    }
+
+    /// Last RTP packet of either direction (media timeout).
+    pub fn last_rtp_at(&self) -> Option<CaptureTime> {
+        self.last_rtp_at.get()
     }
 
     pub fn has_rtp(&self) -> bool {
@@ -334,7 +352,7 @@ impl LegMedia {
 
     /// The direction that flowed during one-way periods (the other one was silent).
     pub fn flowing_direction(&self) -> Option<Party> {
-        match self.state.last_from {
+        match self.state.last_from.map(OptTime::get) {
             [Some(_), None] => Some(Party::Agent),
             [None, Some(_)] => Some(Party::Customer),
             [Some(a), Some(c)] => Some(if a >= c {
