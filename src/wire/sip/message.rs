@@ -593,7 +593,17 @@ fn check_parts(
                 parsed.cseq = Some((cseq.seq, span_of(text, from(vt, method_start))));
             }
             HeaderName::Via => {
-                // Without a comma the value is one element: no top-level split.
+                // A Via value that parses whole is one element: no part of a via-parm may
+                // hold a comma outside a quoted string. That is the usual line, taken
+                // without a search for commas; only a line that fails whole (a list, or
+                // a bad value) is split, and its verdict is the split's.
+                if let Ok(via) = Via::parse(v) {
+                    if !parsed.has_via {
+                        parsed.has_via = true;
+                        parsed.top_via = Some(ViaSpans::of(text, &via));
+                    }
+                    continue;
+                }
                 for part in list_elements(v) {
                     let via = Via::parse(part)?;
                     if !parsed.has_via {

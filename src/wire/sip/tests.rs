@@ -276,6 +276,31 @@ fn request_uri_headers_are_refused_after_the_user_part() {
 }
 
 #[test]
+fn via_lines_whole_and_listed() {
+    let via_line = |v: &str| format!("OPTIONS sip:a@b SIP/2.0\r\nVia: {v}\r\nl: 0\r\n\r\n");
+    // A comma inside a quoted parameter value: one element.
+    let raw = via_line("SIP/2.0/UDP h;x=\"a, b\";branch=z9hG4bK1");
+    let m = parse(raw.as_bytes());
+    assert_eq!(m.via_count(), 1);
+    assert_eq!(m.top_via().unwrap().param(b"x"), Some(&b"a, b"[..]));
+    // A list: the top Via is the first element, every element is checked.
+    let raw = via_line("SIP/2.0/UDP h;branch=z9hG4bK1 , SIP/2.0/TCP g");
+    let m = parse(raw.as_bytes());
+    assert_eq!(m.via_count(), 2);
+    assert_eq!(m.top_via().unwrap().sent_by, b"h");
+    let raw = via_line("SIP/2.0/UDP h;branch=z9hG4bK1, SIP/2.0/TCP g;;");
+    assert_eq!(
+        SipMessage::parse(raw.as_bytes()).err(),
+        Some(SipError::BadVia)
+    );
+    let raw = via_line("SIP/2.0/UDP h,");
+    assert_eq!(
+        SipMessage::parse(raw.as_bytes()).err(),
+        Some(SipError::BadVia)
+    );
+}
+
+#[test]
 fn stray_cr_before_line_end_is_trimmed() {
     // Regression: a value ending in a stray CR ("1 INVITE\r\r\n") gave the CSeq kept from
     // validation an empty method.
@@ -750,6 +775,27 @@ proptest! {
             for a in [m.from(), m.to(), m.contact()].into_iter().flatten() {
                 prop_assert_eq!(a.tag(), tag_by_lookup(&a));
             }
+        }
+    }
+
+    #[test]
+    fn a_via_line_is_judged_as_its_elements_are(
+        v in "SIP/2\\.0/UDP [a-z0-9.:\\[\\]]{1,8}(;[a-z]{1,6}(=([a-z0-9.,]{0,6}|\"[a-z ,;]{0,6}\"))?){0,3}[ ,;]{0,2}(, ?SIP/2\\.0/TCP [a-z.]{1,4}(;branch=z9hG4bK[a-z,]{0,4})?)?"
+    ) {
+        let raw = format!("OPTIONS sip:a@b SIP/2.0\r\nVia: {v}\r\nl: 0\r\n\r\n");
+        // Each top-level element parsed on its own, as the parser did before it tried
+        // the whole line first.
+        let v = lex::trim(v.as_bytes());
+        let elements: Result<Vec<Via<'_>>, SipError> =
+            lex::split_top_level(v, b',').map(Via::parse).collect();
+        let got = SipMessage::parse(raw.as_bytes());
+        match elements {
+            Ok(vias) => {
+                let m = got.unwrap();
+                prop_assert_eq!(m.top_via(), vias.first().copied());
+                prop_assert_eq!(m.via_count(), vias.len());
+            }
+            Err(e) => prop_assert_eq!(got.err(), Some(e)),
         }
     }
 
