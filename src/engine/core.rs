@@ -23,6 +23,7 @@ use super::leg::{Direction, EndReason, HangupBy, LegRecord, Outcome, Party, Surv
 use super::media::leg::{LegMedia, StreamId, StreamStore};
 use super::media::slab::{MediaSlab, MediaSlot};
 use super::media::{CodecId, CodecImpairment};
+use super::multimap::MultiMap;
 use super::record::{LegFacts, LegText, OptMs, OptTime, PackedAddr, Text};
 use super::registrations::{self, RegState, Registrations};
 use super::rules::{self, RuleId, Violation};
@@ -173,8 +174,12 @@ struct Leg {
     holds: HoldTracker,
     /// The slot of the leg's media (and the facts its RTP needs) in `Engine::media`.
     media: MediaSlot,
-    /// The RTP addresses this leg's SDP announced (keys of `Engine::media_addrs`).
-    media_addrs: SmallVec<[SocketAddr; 2]>,
+    /// The RTP addresses this leg's SDP announced, as their keys in
+    /// `Engine::media_addrs` ([`addr_key`]).
+    media_addrs: SmallVec<[u64; 2]>,
+    /// Those of them that are not IPv4 (their keys are hashes), in full: empty, no
+    /// allocation, for nearly every leg.
+    media_addrs_other: Box<[SocketAddr]>,
     last_event_at: CaptureTime,
 }
 
@@ -480,7 +485,7 @@ pub struct Engine {
     /// The legs of each Call-ID, keyed by a hash of the Call-ID (no copy of it): legs
     /// whose Call-IDs collide share an entry, and every lookup checks the leg's own
     /// Call-ID ([`Engine::call_legs`]).
-    by_call: HashMap<u64, SmallVec<[u64; 2]>>,
+    by_call: MultiMap,
     hasher: foldhash::fast::RandomState,
     next_leg: u64,
     deadlines: Deadlines,
@@ -494,7 +499,7 @@ pub struct Engine {
     media: MediaSlab,
     /// Where a party of a leg receives RTP, from its SDP → leg and party
     /// ([`AddrOwner`]), keyed by [`addr_key`]; see [`Engine::addr_owners`].
-    media_addrs: HashMap<u64, SmallVec<[AddrOwner; 2]>>,
+    media_addrs: MultiMap,
     registrations: Registrations,
     /// Registration expiry deadlines: timer id → (agent, generation).
     reg_timers: HashMap<u64, (String, u64)>,
@@ -506,7 +511,7 @@ impl Engine {
         Engine {
             settings,
             legs: HashMap::default(),
-            by_call: HashMap::default(),
+            by_call: MultiMap::default(),
             hasher: foldhash::fast::RandomState::default(),
             next_leg: 1,
             deadlines: Deadlines::default(),
@@ -516,7 +521,7 @@ impl Engine {
             customer_order: VecDeque::new(),
             streams: StreamTable::default(),
             media: MediaSlab::default(),
-            media_addrs: HashMap::default(),
+            media_addrs: MultiMap::default(),
             registrations: Registrations::default(),
             reg_timers: HashMap::default(),
             stats: EngineStats::default(),
@@ -818,6 +823,7 @@ impl Engine {
                 holds: HoldTracker::default(),
                 media: self.media.insert(id, pkt.source),
                 media_addrs: SmallVec::new(),
+                media_addrs_other: Box::default(),
                 last_event_at: pkt.at,
             };
             leg.copies
@@ -830,7 +836,7 @@ impl Engine {
             let at = pkt.at;
             self.legs.insert(id, Box::new(leg));
             let call_key = self.call_key(call_id);
-            self.by_call.entry(call_key).or_default().push(id);
+            self.by_call.push(call_key, id);
             let offerer = if agent_is_callee {
                 Party::Customer
             } else {
@@ -1387,32 +1393,43 @@ impl Engine {
             return;
         }
         let addr = SocketAddr::new(ip, audio.port);
-        if !leg.media_addrs.contains(&addr) {
+        let key = addr_key(&self.hasher, addr);
+        let known = if key & ADDR_KEY_HASHED == 0 {
+            leg.media_addrs.contains(&key)
+        } else {
+            leg.media_addrs_other.contains(&addr)
+        };
+        if !known {
             if leg.media_addrs.len() >= MAX_MEDIA_ADDRS {
                 self.stats.count_error("sdp_too_many_addresses");
                 return;
             }
-            leg.media_addrs.push(addr);
+            leg.media_addrs.push(key);
+            if key & ADDR_KEY_HASHED != 0 {
+                let mut other = leg.media_addrs_other.to_vec();
+                other.push(addr);
+                leg.media_addrs_other = other.into_boxed_slice();
+            }
         }
         // An address is shared by the legs of an internal call (both agents announce
         // to each other) and may be reused by a later call once the earlier leg ended.
         let legs = &self.legs;
-        let owners = self
-            .media_addrs
-            .entry(addr_key(&self.hasher, addr))
-            .or_default();
-        owners.retain(|o| {
-            o.leg() != id
-                && legs
-                    .get(&o.leg())
-                    .is_some_and(|l| l.state != LegState::Ended)
+        self.media_addrs.update(key, |owners| {
+            owners.retain(|o| {
+                let o = AddrOwner(*o);
+                o.leg() != id
+                    && legs
+                        .get(&o.leg())
+                        .is_some_and(|l| l.state != LegState::Ended)
+            });
+            // Open legs sharing one address are an internal call (two) or a switch
+            // that reuses a port; past a few, the newest announcer wins so the list
+            // stays short.
+            if owners.len() >= MAX_OWNERS_PER_ADDR {
+                owners.remove(0);
+            }
+            owners.push(AddrOwner::new(id, party).0);
         });
-        // Open legs sharing one address are an internal call (two) or a switch that
-        // reuses a port; past a few, the newest announcer wins so the list stays short.
-        if owners.len() >= MAX_OWNERS_PER_ADDR {
-            owners.remove(0);
-        }
-        owners.push(AddrOwner::new(id, party));
     }
 
     /// The legs (and their party) whose SDP announced `addr`. A key that is a hash
@@ -1420,19 +1437,17 @@ impl Engine {
     /// checking the leg's own addresses.
     fn addr_owners(&self, addr: SocketAddr) -> SmallVec<[(u64, Party); 2]> {
         let key = addr_key(&self.hasher, addr);
-        let Some(owners) = self.media_addrs.get(&key) else {
-            return SmallVec::new();
-        };
         let exact = key & ADDR_KEY_HASHED == 0;
-        owners
+        self.media_addrs
+            .get(key)
             .iter()
-            .map(|o| (o.leg(), o.party()))
+            .map(|&o| (AddrOwner(o).leg(), AddrOwner(o).party()))
             .filter(|(id, _)| {
                 exact
                     || self
                         .legs
                         .get(id)
-                        .is_some_and(|l| l.media_addrs.contains(&addr))
+                        .is_some_and(|l| l.media_addrs_other.contains(&addr))
             })
             .collect()
     }
@@ -1845,22 +1860,12 @@ impl Engine {
             }
         }
         self.media.remove(leg.media);
-        for &addr in &leg.media_addrs {
-            let key = addr_key(&self.hasher, addr);
-            if let Some(owners) = self.media_addrs.get_mut(&key) {
-                owners.retain(|o| o.leg() != id);
-                if owners.is_empty() {
-                    self.media_addrs.remove(&key);
-                }
-            }
+        for &key in &leg.media_addrs {
+            self.media_addrs
+                .update(key, |owners| owners.retain(|o| AddrOwner(*o).leg() != id));
         }
         let call_key = self.call_key(leg.rec.call_id());
-        if let Some(ids) = self.by_call.get_mut(&call_key) {
-            ids.retain(|x| *x != id);
-            if ids.is_empty() {
-                self.by_call.remove(&call_key);
-            }
-        }
+        self.by_call.remove(call_key, id);
     }
 
     // ---- deadlines -----------------------------------------------------------------
@@ -2018,10 +2023,9 @@ impl Engine {
 
     /// The legs of `call_id`, oldest first.
     fn call_legs(&self, call_id: &[u8]) -> SmallVec<[u64; 2]> {
-        let Some(ids) = self.by_call.get(&self.call_key(call_id)) else {
-            return SmallVec::new();
-        };
-        ids.iter()
+        self.by_call
+            .get(self.call_key(call_id))
+            .iter()
             .copied()
             .filter(|id| {
                 self.legs

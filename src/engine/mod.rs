@@ -14,6 +14,7 @@ pub mod hold;
 pub mod input;
 pub mod leg;
 pub mod media;
+mod multimap;
 mod record;
 pub mod registrations;
 pub mod rules;
