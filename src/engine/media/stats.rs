@@ -118,10 +118,15 @@ pub struct RtpStreamStats {
     last_nominal_ms: f64,
     jitter_ms: f64,
     delta_ms: f64,
-    min_delta_ms: Option<f64>,
+    /// Valid when `has_min_delta` (an `Option<f64>` is 16 bytes; the flag fits in
+    /// padding).
+    min_delta_ms: f64,
+    has_min_delta: bool,
     mean_delta_ms: f64,
     max_delta_ms: f64,
-    min_jitter_ms: Option<f64>,
+    /// Valid when `has_min_jitter`.
+    min_jitter_ms: f64,
+    has_min_jitter: bool,
     mean_jitter_ms: f64,
     max_jitter_ms: f64,
     /// Payload type of the previous packet.
@@ -166,10 +171,12 @@ impl RtpStreamStats {
             last_nominal_ms: 0.0,
             jitter_ms: 0.0,
             delta_ms: 0.0,
-            min_delta_ms: None,
+            min_delta_ms: 0.0,
+            has_min_delta: false,
             mean_delta_ms: 0.0,
             max_delta_ms: 0.0,
-            min_jitter_ms: None,
+            min_jitter_ms: 0.0,
+            has_min_jitter: false,
             mean_jitter_ms: 0.0,
             max_jitter_ms: 0.0,
             prev_pt: 0,
@@ -286,17 +293,21 @@ impl RtpStreamStats {
             // Means divide by the packets seen before this one, regular or not.
             let n = self.packets as f64;
             self.max_delta_ms = self.max_delta_ms.max(self.delta_ms);
-            self.min_delta_ms = Some(
-                self.min_delta_ms
-                    .map_or(self.delta_ms, |m| m.min(self.delta_ms)),
-            );
+            self.min_delta_ms = if self.has_min_delta {
+                self.min_delta_ms.min(self.delta_ms)
+            } else {
+                self.delta_ms
+            };
+            self.has_min_delta = true;
             self.mean_delta_ms = (self.mean_delta_ms * (n - 1.0) + self.delta_ms) / n;
             if clock != 0 {
                 self.max_jitter_ms = self.max_jitter_ms.max(self.jitter_ms);
-                self.min_jitter_ms = Some(
-                    self.min_jitter_ms
-                        .map_or(self.jitter_ms, |m| m.min(self.jitter_ms)),
-                );
+                self.min_jitter_ms = if self.has_min_jitter {
+                    self.min_jitter_ms.min(self.jitter_ms)
+                } else {
+                    self.jitter_ms
+                };
+                self.has_min_jitter = true;
                 self.mean_jitter_ms = (self.mean_jitter_ms * (n - 1.0) + jitter_now) / n;
             }
         }
@@ -357,10 +368,10 @@ impl RtpStreamStats {
             expected: i64::from(expected),
             lost: i64::from(lost),
             loss_pct,
-            min_delta_ms: self.min_delta_ms,
+            min_delta_ms: self.has_min_delta.then_some(self.min_delta_ms),
             mean_delta_ms: self.mean_delta_ms,
             max_delta_ms: self.max_delta_ms,
-            min_jitter_ms: self.min_jitter_ms,
+            min_jitter_ms: self.has_min_jitter.then_some(self.min_jitter_ms),
             mean_jitter_ms: self.mean_jitter_ms,
             max_jitter_ms: self.max_jitter_ms,
             first_at: Some(self.first_at),
