@@ -19,7 +19,7 @@ use super::copies::{fingerprint, Copies};
 use super::event::Event;
 use super::hold::{HoldChange, HoldTracker};
 use super::input::{Captured, PayloadHint, SourceId};
-use super::leg::{Direction, EndReason, HangupBy, LegRecord, Outcome, Party, Survey};
+use super::leg::{Direction, EndReason, HangupBy, LegRecord, MediaRecord, Outcome, Party, Survey};
 use super::media::leg::{LegMedia, StreamId, StreamStore};
 use super::media::slab::{MediaSlab, MediaSlot};
 use super::media::{CodecId, CodecImpairment};
@@ -169,7 +169,6 @@ struct Leg {
     phone_vias: u32,
     copies: Copies,
     cancel_at: OptTime,
-    bye: Option<ByeSeen>,
     transfers: Transfers,
     holds: HoldTracker,
     /// The slot of the leg's media (and the facts its RTP needs) in `Engine::media`.
@@ -177,13 +176,44 @@ struct Leg {
     /// The RTP addresses this leg's SDP announced, as their keys in
     /// `Engine::media_addrs` ([`addr_key`]).
     media_addrs: SmallVec<[u64; 2]>,
-    /// Those of them that are not IPv4 (their keys are hashes), in full: empty, no
-    /// allocation, for nearly every leg.
-    media_addrs_other: Box<[SocketAddr]>,
+    /// What most open legs never have: 8 bytes until then.
+    cold: Option<Box<LegCold>>,
     last_event_at: CaptureTime,
 }
 
+/// What most open legs never have, or a leg has only once it ends, apart.
+#[derive(Default)]
+struct LegCold {
+    bye: Option<ByeSeen>,
+    /// The leg's announced RTP addresses that are not IPv4 (their keys are hashes), in
+    /// full.
+    media_addrs_other: Vec<SocketAddr>,
+    violations: Vec<Violation>,
+    /// The media figures, set when the leg ends.
+    media: Vec<MediaRecord>,
+}
+
 impl Leg {
+    fn cold_mut(&mut self) -> &mut LegCold {
+        self.cold.get_or_insert_with(Box::default)
+    }
+
+    fn bye(&self) -> Option<ByeSeen> {
+        self.cold.as_ref().and_then(|c| c.bye)
+    }
+
+    fn violations(&self) -> &[Violation] {
+        self.cold.as_ref().map_or(&[], |c| &c.violations)
+    }
+
+    fn media_records(&self) -> &[MediaRecord] {
+        self.cold.as_ref().map_or(&[], |c| &c.media)
+    }
+
+    fn media_addrs_other(&self) -> &[SocketAddr] {
+        self.cold.as_ref().map_or(&[], |c| &c.media_addrs_other)
+    }
+
     fn agent_tag(&self) -> Option<&[u8]> {
         if self.agent_is_callee {
             self.callee_tag()
@@ -210,7 +240,7 @@ impl Leg {
     }
 
     fn has_raised(&self, rule: RuleId) -> bool {
-        self.rec.violations.iter().any(|v| v.rule == rule)
+        self.violations().iter().any(|v| v.rule == rule)
     }
 
     /// Copies the leg facts its RTP packets read into its media slot: call it whenever
@@ -249,7 +279,12 @@ impl Leg {
 
     /// The public record as known now.
     fn record(&self, roster: &Roster) -> LegRecord {
-        self.rec.record(roster, self.holds.episodes())
+        self.rec.record(
+            roster,
+            self.holds.episodes(),
+            self.violations(),
+            self.media_records(),
+        )
     }
 }
 
@@ -795,8 +830,6 @@ impl Engine {
                 ended_at: OptTime::NONE,
                 ring_ms: OptMs::NONE,
                 hold_ms: 0,
-                media: Box::default(),
-                violations: Vec::new(),
                 phone: PackedAddr::new(Some(if agent_is_callee { pkt.dst } else { pkt.src })),
                 source: pkt.source,
                 direction,
@@ -818,12 +851,11 @@ impl Engine {
                 phone_vias: via_count(msg),
                 copies: Copies::default(),
                 cancel_at: OptTime::NONE,
-                bye: None,
                 transfers: Transfers::default(),
                 holds: HoldTracker::default(),
                 media: self.media.insert(id, pkt.source),
                 media_addrs: SmallVec::new(),
-                media_addrs_other: Box::default(),
+                cold: None,
                 last_event_at: pkt.at,
             };
             leg.copies
@@ -1228,7 +1260,7 @@ impl Engine {
         match leg.state {
             LegState::Confirmed => {
                 leg.transfers.on_bye();
-                leg.bye = Some(ByeSeen {
+                leg.cold_mut().bye = Some(ByeSeen {
                     at,
                     by,
                     glare: false,
@@ -1240,7 +1272,7 @@ impl Engine {
                     .schedule(src, at.plus_millis(BYE_GRACE_MS), id, TimerKind::ByeGrace);
             }
             LegState::Terminating => {
-                if let Some(b) = &mut leg.bye {
+                if let Some(b) = leg.cold.as_mut().and_then(|c| c.bye.as_mut()) {
                     if b.by != by {
                         b.glare = true;
                     }
@@ -1397,7 +1429,7 @@ impl Engine {
         let known = if key & ADDR_KEY_HASHED == 0 {
             leg.media_addrs.contains(&key)
         } else {
-            leg.media_addrs_other.contains(&addr)
+            leg.media_addrs_other().contains(&addr)
         };
         if !known {
             if leg.media_addrs.len() >= MAX_MEDIA_ADDRS {
@@ -1406,9 +1438,7 @@ impl Engine {
             }
             leg.media_addrs.push(key);
             if key & ADDR_KEY_HASHED != 0 {
-                let mut other = leg.media_addrs_other.to_vec();
-                other.push(addr);
-                leg.media_addrs_other = other.into_boxed_slice();
+                leg.cold_mut().media_addrs_other.push(addr);
             }
         }
         // An address is shared by the legs of an internal call (both agents announce
@@ -1447,7 +1477,7 @@ impl Engine {
                     || self
                         .legs
                         .get(id)
-                        .is_some_and(|l| l.media_addrs_other.contains(&addr))
+                        .is_some_and(|l| l.media_addrs_other().contains(&addr))
             })
             .collect()
     }
@@ -1699,7 +1729,7 @@ impl Engine {
         let Some(leg) = self.legs.get_mut(&id) else {
             return;
         };
-        let Some(bye) = leg.bye else { return };
+        let Some(bye) = leg.bye() else { return };
         if leg.state != LegState::Terminating {
             return;
         }
@@ -1821,19 +1851,21 @@ impl Engine {
         let codecs = &self.settings.codec_constants;
         let store = self.media.streams();
         let media = self.media.get(leg.media).map(|h| &h.media);
-        leg.rec.media = media.map_or_else(Box::default, |m| {
+        let records = media.map_or_else(Vec::new, |m| {
             m.records(store, &|c| {
                 codecs
                     .iter()
                     .find(|(id, _)| *id == c)
                     .map_or_else(|| CodecImpairment::for_codec(c), |(_, k)| *k)
             })
-            .into_boxed_slice()
         });
+        if !records.is_empty() {
+            leg.cold_mut().media = records;
+        }
         if answered && media.is_some_and(|m| m.has_rtp()) {
             let (min_mos, max_loss) = (self.settings.min_mos, self.settings.max_loss_pct);
             raise.extend(rules::poor_audio::check(
-                &leg.rec.media,
+                leg.media_records(),
                 min_mos,
                 max_loss,
                 end,
@@ -1998,7 +2030,7 @@ impl Engine {
         if leg.has_raised(v.rule) {
             return;
         }
-        leg.rec.violations.push(v.clone());
+        leg.cold_mut().violations.push(v.clone());
         self.stats.count_violation(v.rule);
         let at = v.at;
         let rec = Box::new(leg.record(&self.settings.roster));

@@ -228,9 +228,6 @@ pub struct LegFacts {
     pub ended_at: OptTime,
     pub ring_ms: OptMs,
     pub hold_ms: u64,
-    /// Set when the leg ends (empty before).
-    pub media: Box<[MediaRecord]>,
-    pub violations: Vec<Violation>,
     /// The phone's SIP address as seen on the wire.
     pub phone: PackedAddr,
     pub source: SourceId,
@@ -256,9 +253,15 @@ impl LegFacts {
         self.text.req(Text::Agent)
     }
 
-    /// The public record as known now: `roster` names the agent, `holds` are the leg's
-    /// hold episodes.
-    pub fn record(&self, roster: &Roster, holds: &[Hold]) -> LegRecord {
+    /// The public record as known now: `roster` names the agent; the leg's hold
+    /// episodes, violations and media figures (set at its end) are kept elsewhere.
+    pub fn record(
+        &self,
+        roster: &Roster,
+        holds: &[Hold],
+        violations: &[Violation],
+        media: &[MediaRecord],
+    ) -> LegRecord {
         let [call_id, caller_tag, agent, ..] = self.text.all();
         let (call_id, caller_tag, agent) = (
             call_id.unwrap_or(b""),
@@ -291,9 +294,9 @@ impl LegFacts {
             glare: self.glare,
             hold_ms: self.hold_ms,
             holds: holds.to_vec(),
-            media: self.media.to_vec(),
+            media: media.to_vec(),
             end_reason: self.end_reason,
-            violations: self.violations.clone(),
+            violations: violations.to_vec(),
             phone: self.phone.get(),
             source: self.source,
         }
