@@ -292,15 +292,16 @@ impl Leg {
 const MAX_BRANCHES: usize = 4;
 
 /// The Via branches of a leg's INVITE copies, in one allocation: each branch is its
-/// length (two bytes, big-endian) then its bytes.
+/// length (two bytes, big-endian) then its bytes. A boxed slice (16 bytes in the leg,
+/// not a `Vec`'s 24): a branch is added a few times per leg at most.
 #[derive(Default)]
 struct Branches {
-    bytes: Vec<u8>,
+    bytes: Box<[u8]>,
 }
 
 impl Branches {
     fn iter(&self) -> impl Iterator<Item = &[u8]> {
-        let mut rest = self.bytes.as_slice();
+        let mut rest = &*self.bytes;
         std::iter::from_fn(move || {
             let (len, tail) = rest.split_first_chunk::<2>()?;
             let (branch, tail) = tail.split_at_checked(usize::from(u16::from_be_bytes(*len)))?;
@@ -323,9 +324,11 @@ impl Branches {
         let Ok(len) = u16::try_from(branch.len()) else {
             return;
         };
-        self.bytes.reserve_exact(2 + branch.len());
-        self.bytes.extend_from_slice(&len.to_be_bytes());
-        self.bytes.extend_from_slice(branch);
+        let mut bytes = Vec::with_capacity(self.bytes.len() + 2 + branch.len());
+        bytes.extend_from_slice(&self.bytes);
+        bytes.extend_from_slice(&len.to_be_bytes());
+        bytes.extend_from_slice(branch);
+        self.bytes = bytes.into_boxed_slice();
     }
 }
 
