@@ -346,7 +346,7 @@ pub async fn run(
         match engine_task.await {
             Ok(engine) => tracing::info!(
                 sip_messages = engine.stats().sip_messages,
-                legs_open = engine.open_legs().count(),
+                legs_open = engine.open_leg_count(),
                 "engine drained"
             ),
             Err(e) => engine_failed = Some(anyhow::anyhow!("the engine task failed: {e}")),
