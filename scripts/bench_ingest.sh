@@ -23,6 +23,9 @@
 #   TIME_SCALE=0.01                     loadgen --time-scale (calls 100 times shorter)
 #   SKIP_BUILD=1 BIN=path/to/callwatch  use an existing binary
 #   LEGS=5000                           open legs for the memory figure (0 skips it)
+#   WARM_CALLS=0                        short calls sent first (they end within a second): the
+#                                       wallboard's replay buffer (fixed, <= 8 MiB) is then full
+#                                       before RSS is read, as in a daemon that has run a while
 #   LEG_SECONDS=5                       seconds over which loadgen opens them (LEGS/LEG_SECONDS
 #                                       calls/s; calls ring 1-20 s, so keep it short)
 # Bounded: about 6 minutes with the defaults (every wait, loadgen included, has a limit).
@@ -36,6 +39,7 @@ SECONDS_EACH=${SECONDS_EACH:-8}
 TIME_SCALE=${TIME_SCALE:-0.01}
 LEGS=${LEGS:-5000}
 LEG_SECONDS=${LEG_SECONDS:-5}
+WARM_CALLS=${WARM_CALLS:-0}
 BIN=${BIN:-target/release/callwatch}
 
 if [ -z "${SKIP_BUILD:-}" ]; then
@@ -214,6 +218,12 @@ echo
 echo "# memory with $LEGS concurrent open legs (fresh daemon; loadgen over $LEG_SECONDS s, real call lengths)"
 start_daemon
 sleep 1
+if [ "$WARM_CALLS" -gt 0 ]; then
+    timeout 60 "$BIN" loadgen --target "127.0.0.1:$HEP_PORT" --cps "$(( WARM_CALLS / 2 ))" \
+        --concurrent "$WARM_CALLS" --duration-s 2 --time-scale 0.01 --seed 3 2> /dev/null
+    sleep 2
+    echo "warmed up with $WARM_CALLS short calls"
+fi
 rss0=$(status_kb VmRSS)
 secs=$LEG_SECONDS
 cps=$(( LEGS / secs ))
