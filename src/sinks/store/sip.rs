@@ -606,8 +606,9 @@ impl SipBuffer {
         let mut out: Vec<SipRow> = Vec::new();
         let mut seen: HashSet<CallKey> = HashSet::new();
         // Only the messages of these Call-IDs: another Call-ID with the same hash shares
-        // the call's list.
-        let asked = |raw: &[u8]| call_id_of(raw).is_some_and(|id| call_ids.contains(&id));
+        // the call's list. (A message whose Call-ID cannot be read again is kept: it was
+        // filed under one of these hashes.)
+        let asked = |raw: &[u8]| call_id_of(raw).is_none_or(|id| call_ids.contains(&id));
         for id in call_ids {
             let key = call_key(id);
             if !seen.insert(key) {
