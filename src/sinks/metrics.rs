@@ -490,12 +490,6 @@ pub struct ServiceLevel {
     answered_order: VecDeque<u64>,
 }
 
-/// The key `ServiceLevel` remembers an answered Call-ID by.
-fn call_key(call_id: &[u8]) -> u64 {
-    use std::hash::BuildHasher;
-    foldhash::fast::FixedState::with_seed(0x0a5e_5e1f).hash_one(call_id)
-}
-
 impl ServiceLevel {
     pub fn new(zone: chrono_tz::Tz, threshold_ms: u64) -> ServiceLevel {
         ServiceLevel {
@@ -546,7 +540,7 @@ impl ServiceLevel {
 
     /// An inbound leg was answered. True when the figures changed.
     pub fn on_answered(&mut self, rec: &LegRecord) -> bool {
-        let key = call_key(&rec.call_id);
+        let key = super::id_key(&rec.call_id);
         if self.answered_calls.insert(key) {
             self.answered_order.push_back(key);
             while self.answered_order.len() > MAX_ANSWERED_CALLS {
@@ -578,7 +572,7 @@ impl ServiceLevel {
         }
         if rec.outcome == Some(Outcome::Cancelled) {
             let within = rec.ring_ms.is_some_and(|r| r <= self.threshold_ms);
-            if within || self.answered_calls.contains(&call_key(&rec.call_id)) {
+            if within || self.answered_calls.contains(&super::id_key(&rec.call_id)) {
                 return false;
             }
         }

@@ -15,6 +15,14 @@ use crate::engine::stats::EngineStats;
 use crate::engine::{Captured, Event};
 use crate::time::CaptureTime;
 
+/// A Call-ID or leg id as the sinks keep it where a copy of the text would cost more
+/// than it serves: its 64-bit hash (fixed seed, so the same id always gives the same key).
+/// Where a collision could mix data that somebody reads, the reader checks the text.
+pub fn id_key(id: &[u8]) -> u64 {
+    use std::hash::BuildHasher;
+    foldhash::fast::FixedState::with_seed(0xca11_1d5e).hash_one(id)
+}
+
 /// The engine's figures, read after a batch of packets or on the housekeeping tick.
 pub struct Tick<'a> {
     pub stats: &'a EngineStats,

@@ -176,8 +176,7 @@ struct Rare {
 type CallKey = u64;
 
 fn call_key(call_id: &[u8]) -> CallKey {
-    use std::hash::BuildHasher;
-    foldhash::fast::FixedState::with_seed(0xca11_1d5e).hash_one(call_id)
+    crate::sinks::id_key(call_id)
 }
 
 /// The Call-ID of a kept message, as the buffer filed it.
@@ -191,8 +190,7 @@ fn call_id_of(raw: &[u8]) -> Option<&[u8]> {
 /// A leg id as the call's open-leg list keeps it: its hash (the legs of one call never
 /// collide in 64 bits; a collision would only keep the call's text longer).
 fn leg_key(leg_id: &str) -> u64 {
-    use std::hash::BuildHasher;
-    foldhash::fast::FixedState::with_seed(0x5ca1_ab1e).hash_one(leg_id)
+    crate::sinks::id_key(leg_id.as_bytes())
 }
 
 impl CallSip {
