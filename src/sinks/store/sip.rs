@@ -110,16 +110,23 @@ fn transport_of(code: u8) -> Transport {
     }
 }
 
-/// The first line of a kept message as captured, without its line break: what the
-/// parser takes for it, or (for a message cut at [`MAX_MESSAGE_BYTES`] that no longer
-/// parses) the bytes up to the first line break after any leading ones.
-fn first_line(raw: &[u8]) -> &[u8] {
-    if let Ok(m) = SipMessage::parse_lenient(raw) {
-        let line = m.first_line();
-        let start = (line.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
-        if let Some(l) = raw.get(start..start.saturating_add(line.len())) {
-            return l;
-        }
+/// What reading a kept message back needs of it, from one parse: its first line as
+/// captured, without its line break (for a message cut at [`MAX_MESSAGE_BYTES`] that no
+/// longer parses, the bytes up to the first line break after any leading ones), and
+/// the Call-ID it was filed under (None when it cannot be read again).
+fn read_back(raw: &[u8]) -> (&[u8], Option<&[u8]>) {
+    // The parser's spans lie within `raw`: the same bytes, borrowed from `raw` itself.
+    let within = |part: &[u8]| {
+        let start = (part.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
+        raw.get(start..start.saturating_add(part.len()))
+    };
+    let parsed = SipMessage::parse_lenient(raw).ok();
+    let call_id = parsed
+        .as_ref()
+        .and_then(|m| m.header(HeaderName::CallId))
+        .and_then(|id| within(trim(id)));
+    if let Some(line) = parsed.as_ref().and_then(|m| within(m.first_line())) {
+        return (line, call_id);
     }
     let start = raw
         .iter()
@@ -130,7 +137,7 @@ fn first_line(raw: &[u8]) -> &[u8] {
         .iter()
         .position(|&b| b == b'\r' || b == b'\n')
         .unwrap_or(rest.len());
-    &rest[..end]
+    (&rest[..end], call_id)
 }
 
 /// A message address as a call keeps it: an IPv4 address and port packed in one word
@@ -177,14 +184,6 @@ type CallKey = u64;
 
 fn call_key(call_id: &[u8]) -> CallKey {
     crate::sinks::id_key(call_id)
-}
-
-/// The Call-ID of a kept message, as the buffer filed it.
-fn call_id_of(raw: &[u8]) -> Option<&[u8]> {
-    let m = SipMessage::parse_lenient(raw).ok()?;
-    let id = trim(m.header(HeaderName::CallId)?);
-    let start = (id.as_ptr() as usize).wrapping_sub(raw.as_ptr() as usize);
-    raw.get(start..start.saturating_add(id.len()))
 }
 
 /// A leg id as the call's open-leg list keeps it: its hash (the legs of one call never
@@ -258,6 +257,11 @@ impl CallSip {
     }
 
     fn row(&self, m: &Msg) -> SipRow {
+        self.row_with(m, read_back(m.raw()).0)
+    }
+
+    /// The row of `m`, whose first line the caller has read back already.
+    fn row_with(&self, m: &Msg, first_line: &[u8]) -> SipRow {
         let addr = |i: u8| {
             self.addrs
                 .get(usize::from(i))
@@ -269,7 +273,7 @@ impl CallSip {
             src: addr(m.src()),
             dst: addr(m.dst()),
             transport: m.transport().as_str().into(),
-            first_line: String::from_utf8_lossy(first_line(m.raw())).into_owned(),
+            first_line: String::from_utf8_lossy(first_line).into_owned(),
             raw: m.raw().to_vec(),
         }
     }
@@ -606,7 +610,7 @@ impl SipBuffer {
         // Only the messages of these Call-IDs: another Call-ID with the same hash shares
         // the call's list. (A message whose Call-ID cannot be read again is kept: it was
         // filed under one of these hashes.)
-        let asked = |raw: &[u8]| call_id_of(raw).is_none_or(|id| call_ids.contains(&id));
+        let asked = |id: Option<&[u8]>| id.is_none_or(|id| call_ids.contains(&id));
         for id in call_ids {
             let key = call_key(id);
             if !seen.insert(key) {
@@ -618,10 +622,15 @@ impl SipBuffer {
                         c.spilled()
                             .iter()
                             .filter_map(|r| spill.read(r))
-                            .filter(|row| asked(&row.raw)),
+                            .filter(|row| asked(read_back(&row.raw).1)),
                     );
                 }
-                out.extend(c.msgs.iter().filter(|m| asked(m.raw())).map(|m| c.row(m)));
+                for m in &c.msgs {
+                    let (line, id) = read_back(m.raw());
+                    if asked(id) {
+                        out.push(c.row_with(m, line));
+                    }
+                }
             }
         }
         out.sort_by_key(|m| m.at);
