@@ -158,46 +158,32 @@ impl LegText {
         }
     }
 
-    fn all(&self) -> [Option<&[u8]>; TEXTS] {
-        let mut out = [None; TEXTS];
+    /// The texts in [`Text`] order, each read once from its length prefix.
+    fn iter(&self) -> impl Iterator<Item = Option<&[u8]>> {
         let mut rest = &*self.bytes;
-        for slot in &mut out {
-            let Some((len, tail)) = rest.split_first_chunk::<4>() else {
-                break;
-            };
+        std::iter::from_fn(move || {
+            let (len, tail) = rest.split_first_chunk::<4>()?;
             let len = u32::from_be_bytes(*len);
             if len == ABSENT {
                 rest = tail;
-                continue;
+                return Some(None);
             }
-            let Some((text, tail)) = tail.split_at_checked(len as usize) else {
-                break;
-            };
-            *slot = Some(text);
+            let (text, tail) = tail.split_at_checked(len as usize)?;
             rest = tail;
+            Some(Some(text))
+        })
+    }
+
+    fn all(&self) -> [Option<&[u8]>; TEXTS] {
+        let mut out = [None; TEXTS];
+        for (slot, text) in out.iter_mut().zip(self.iter()) {
+            *slot = text;
         }
         out
     }
 
     pub fn get(&self, which: Text) -> Option<&[u8]> {
-        let mut rest = &*self.bytes;
-        for i in 0..=which as usize {
-            let (len, tail) = rest.split_first_chunk::<4>()?;
-            let len = u32::from_be_bytes(*len);
-            if len == ABSENT {
-                if i == which as usize {
-                    return None;
-                }
-                rest = tail;
-                continue;
-            }
-            let (text, tail) = tail.split_at_checked(len as usize)?;
-            if i == which as usize {
-                return Some(text);
-            }
-            rest = tail;
-        }
-        None
+        self.iter().nth(which as usize).flatten()
     }
 
     /// A text that is always there (Call-ID, caller tag, agent): empty if not.
