@@ -28,6 +28,14 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
   $SUDO apt-get install -y -qq "${need_pkgs[@]}" >/dev/null
 fi
 
+# Disk: a whole run builds ~5 GB under target/ and fuzz/target/. Say so up front, so a
+# build that dies for want of space is not read as a code fault.
+avail_kb=$(df -Pk . | awk 'NR==2 {print $4}')
+echo "== disk: $((avail_kb / 1024 / 1024)) GiB free on $(df -P . | awk 'NR==2 {print $6}')"
+if [ "${avail_kb:-0}" -lt $((8 * 1024 * 1024)) ]; then
+  echo "warning: under 8 GiB free; the build may fail with 'No space left on device'" >&2
+fi
+
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
 
