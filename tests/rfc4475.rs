@@ -14,6 +14,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
+use callwatch::wire::sip::exercise::every_getter as exercise;
 use callwatch::wire::sip::{
     CSeq, HeaderName, Method, NameAddr, Scheme, SipError, SipMessage, StartLine,
 };
@@ -99,56 +100,6 @@ const VERDICTS: &[(&str, Option<SipError>)] = &[
     // line has no SIP-Version.
     ("test", Some(SipError::NotSip)),
 ];
-
-/// Calls every getter so that a panic anywhere surfaces.
-fn exercise(m: &SipMessage<'_>) {
-    let _ = (
-        m.len(),
-        m.raw(),
-        m.start_line(),
-        m.first_line(),
-        m.is_request(),
-    );
-    let _ = (m.method(), m.status(), m.request_uri(), m.reason_phrase());
-    let _ = (
-        m.call_id(),
-        m.cseq(),
-        m.from(),
-        m.to(),
-        m.top_via(),
-        m.via_count(),
-    );
-    let _ = (
-        m.contact(),
-        m.p_asserted_identity(),
-        m.remote_party_id(),
-        m.refer_to(),
-    );
-    let _ = (
-        m.referred_by(),
-        m.replaces(),
-        m.refer_to_replaces(),
-        m.max_forwards(),
-    );
-    let _ = (
-        m.content_type(),
-        m.body(),
-        m.sdp(),
-        m.validate(),
-        m.require_dialog_headers(),
-    );
-    let _ = m.vias().count() + m.all_headers().count();
-    for v in m.header_values(HeaderName::Contact) {
-        if let Ok(a) = NameAddr::parse(v) {
-            let _ = (
-                a.tag(),
-                a.display_unescaped(),
-                a.uri.user_unescaped(),
-                a.uri.host_ip(),
-            );
-        }
-    }
-}
 
 /// The views `parse` keeps from validation equal those parsed on demand.
 fn same_views(validated: &SipMessage<'_>, lenient: &SipMessage<'_>) {

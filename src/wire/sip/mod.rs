@@ -29,6 +29,7 @@
 
 pub mod addr;
 pub mod cseq;
+pub mod exercise;
 pub mod header;
 mod lex;
 pub mod message;

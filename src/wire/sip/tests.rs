@@ -655,60 +655,7 @@ fn looks_like_sip_cheaply() {
 // -------------------------------------------------------------------------------------
 // Property tests: no input panics, and well-formed inputs keep parsing.
 
-/// Calls every getter, so a panic anywhere surfaces.
-fn exercise(m: &SipMessage<'_>) {
-    let _ = (
-        m.len(),
-        m.raw(),
-        m.start_line(),
-        m.first_line(),
-        m.is_request(),
-    );
-    let _ = (m.method(), m.status(), m.request_uri(), m.reason_phrase());
-    let _ = (
-        m.call_id(),
-        m.cseq(),
-        m.from(),
-        m.to(),
-        m.top_via(),
-        m.via_count(),
-    );
-    let _ = (
-        m.contact(),
-        m.p_asserted_identity(),
-        m.remote_party_id(),
-        m.refer_to(),
-    );
-    let _ = (
-        m.referred_by(),
-        m.replaces(),
-        m.refer_to_replaces(),
-        m.max_forwards(),
-    );
-    let _ = (
-        m.content_type(),
-        m.body(),
-        m.sdp(),
-        m.validate(),
-        m.require_dialog_headers(),
-    );
-    let _ =
-        m.vias().count() + m.all_headers().count() + m.header_values(HeaderName::Contact).count();
-    let _ = m.header_by_name(b"X-Call-ID");
-    if let Some(f) = m.from() {
-        let _ = (
-            f.tag(),
-            f.display_unescaped(),
-            f.uri.user_unescaped(),
-            f.uri.host_ip(),
-        );
-        let _ = (
-            f.uri.param(b"user"),
-            f.uri.header(b"Replaces"),
-            f.uri.replaces(),
-        );
-    }
-}
+use super::exercise::every_getter as exercise;
 
 fn mutate(base: &[u8], edits: &[(usize, u8, u8)]) -> Vec<u8> {
     let mut v = base.to_vec();
