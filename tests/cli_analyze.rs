@@ -13,49 +13,8 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 
-/// The fields of the analyze JSON line, in the order of SPEC §5.
-const CONTRACT_FIELDS: &[&str] = &[
-    "leg_id",
-    "call_id",
-    "linked_call_id",
-    "agent",
-    "agent_id",
-    "agent_name",
-    "team",
-    "direction",
-    "customer",
-    "invite_at",
-    "ring_start_at",
-    "answered_at",
-    "ended_at",
-    "ring_ms",
-    "outcome",
-    "hangup_by",
-    "survey",
-    "glare",
-    "hold_ms",
-    "holds",
-    "media",
-    "end_reason",
-    "violations",
-];
-
-/// The fields of one `media` entry (SPEC §5 example).
-const MEDIA_FIELDS: &[&str] = &[
-    "ssrc",
-    "from",
-    "src",
-    "dst",
-    "codec",
-    "packets",
-    "expected",
-    "lost",
-    "loss_pct",
-    "jitter_ms",
-    "max_jitter_ms",
-    "max_delta_ms",
-    "mos",
-];
+mod common;
+use common::contract::{LEG_FIELDS as CONTRACT_FIELDS, MEDIA_FIELDS};
 
 /// Two lab stories with two legs each, and three single-leg ones whose legs end at
 /// different times; together they interleave.

@@ -19,32 +19,8 @@ use std::process::Command;
 
 use serde_json::{Map, Value};
 
-/// Fields every analyze line carries (SPEC §5: unknown values are null, never absent).
-const CONTRACT_FIELDS: &[&str] = &[
-    "leg_id",
-    "call_id",
-    "linked_call_id",
-    "agent",
-    "agent_id",
-    "agent_name",
-    "team",
-    "direction",
-    "customer",
-    "invite_at",
-    "ring_start_at",
-    "answered_at",
-    "ended_at",
-    "ring_ms",
-    "outcome",
-    "hangup_by",
-    "survey",
-    "glare",
-    "hold_ms",
-    "holds",
-    "media",
-    "end_reason",
-    "violations",
-];
+mod common;
+use common::contract::LEG_FIELDS as CONTRACT_FIELDS;
 
 /// Keys of an expect file's leg that are notes for people, not fields to check.
 const NOT_CHECKED: &[&str] = &["note"];

@@ -14,12 +14,14 @@
 //! - [`tools`]: whether a program is on the PATH;
 //! - [`http_get`]: a blocking HTTP/1.0 GET;
 //! - [`metrics_wait`]: scraping a daemon's `/metrics` until a condition holds;
-//! - [`store_db`], [`store_rows`]: fresh SQLite and PostgreSQL databases, leg rows.
+//! - [`store_db`], [`store_rows`]: fresh SQLite and PostgreSQL databases, leg rows;
+//! - [`contract`]: the fields of the analyze JSON line (SPEC §5).
 //!
 //! Each test binary compiles all of them and uses a few, hence `dead_code` allowed here.
 #![allow(dead_code)]
 
 pub mod callwatch_run;
+pub mod contract;
 pub mod daemon_task;
 pub mod engine_run;
 pub mod http_get;
