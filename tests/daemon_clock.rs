@@ -3,6 +3,8 @@
 //! packet; each source runs on its own clock; queued packets are processed before the
 //! task ends. Packets go straight into the engine queue, no sockets.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +17,7 @@ use callwatch::sinks::metrics::Metrics;
 use callwatch::sinks::EventSink;
 use callwatch::time::CaptureTime;
 use callwatch::wire::Transport;
+use common::call_spec::{call_spec, CUSTOMER};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 use tokio::time::{sleep, Instant};
@@ -80,16 +83,7 @@ fn start() -> (
 }
 
 fn call(id: &str, agent: &str, phone: &str) -> CallSpec {
-    CallSpec {
-        call_id: id.into(),
-        customer: "13812345678".into(),
-        agent: agent.into(),
-        switch: "10.1.0.10:5060".parse().unwrap(),
-        phone: phone.parse().unwrap(),
-        trying_ms: 0,
-        ring_ms: 0,
-        talk_ms: 0,
-    }
+    call_spec(id.into(), agent.into(), CUSTOMER, phone)
 }
 
 fn packet(c: &CallSpec, source: u32, at: i64, from_phone: bool, sip: Vec<u8>) -> IngestPacket {

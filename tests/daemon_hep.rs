@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use callwatch::config::Config;
 use callwatch::daemon::Options;
 use callwatch::loadgen::{hep_frame, metric_sum, scrape, CallSpec, Step};
+use common::call_spec::{call_spec, CUSTOMER};
 use common::daemon_task::DaemonTask;
 use common::temp_dir::TempDir;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -92,16 +93,7 @@ impl Daemon {
 }
 
 fn call(id: &str, agent: &str) -> CallSpec {
-    CallSpec {
-        call_id: id.into(),
-        customer: "13812345678".into(),
-        agent: agent.into(),
-        switch: "10.1.0.10:5060".parse().unwrap(),
-        phone: "10.1.9.1:5060".parse().unwrap(),
-        trying_ms: 0,
-        ring_ms: 0,
-        talk_ms: 0,
-    }
+    call_spec(id.into(), agent.into(), CUSTOMER, "10.1.9.1:5060")
 }
 
 fn step(from_phone: bool, sip: Vec<u8>) -> Step {

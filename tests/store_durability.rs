@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use callwatch::loadgen::{hep_frame, metric_sum, scrape, CallSpec, Story};
 use callwatch::store::query::LegFilter;
 use callwatch::store::Store;
+use common::call_spec::numbered_call;
 use common::callwatch_run::CallwatchRun;
 use common::ports::free_port;
 use common::temp_dir::TempDir;
@@ -35,16 +36,7 @@ async fn wait_ready(http: SocketAddr) {
 }
 
 fn call(i: usize) -> CallSpec {
-    CallSpec {
-        call_id: format!("durable-{i:05}@switch"),
-        customer: "13812345678".into(),
-        agent: format!("{}", 8001 + (i % 50)),
-        switch: "10.1.0.10:5060".parse().unwrap(),
-        phone: format!("10.1.9.{}:5060", 1 + (i % 50)).parse().unwrap(),
-        trying_ms: 0,
-        ring_ms: 0,
-        talk_ms: 0,
-    }
+    numbered_call("durable", i)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

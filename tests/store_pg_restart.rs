@@ -24,6 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use callwatch::loadgen::{hep_frame, metric_sum, scrape, CallSpec, Story};
+use common::call_spec::numbered_call;
 use common::callwatch_run::CallwatchRun;
 use common::ports::free_port;
 use common::temp_dir::TempDir;
@@ -240,16 +241,7 @@ where
 }
 
 fn call(i: usize) -> CallSpec {
-    CallSpec {
-        call_id: format!("pgrestart-{i:05}@switch"),
-        customer: "13812345678".into(),
-        agent: format!("{}", 8001 + (i % 50)),
-        switch: "10.1.0.10:5060".parse().unwrap(),
-        phone: format!("10.1.9.{}:5060", 1 + (i % 50)).parse().unwrap(),
-        trying_ms: 0,
-        ring_ms: 0,
-        talk_ms: 0,
-    }
+    numbered_call("pgrestart", i)
 }
 
 /// Plays calls `from..to` over one HEP/TCP connection, one every `gap`.

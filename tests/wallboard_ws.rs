@@ -17,6 +17,7 @@ use tokio::net::{TcpSocket, UdpSocket};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use common::call_spec::call_spec;
 use common::daemon_task::DaemonTask;
 use common::metrics_wait::wait_metrics;
 use common::temp_dir::TempDir;
@@ -97,16 +98,7 @@ impl Daemon {
 }
 
 fn call(id: &str, agent: &str, customer: &str) -> CallSpec {
-    CallSpec {
-        call_id: id.into(),
-        customer: customer.into(),
-        agent: agent.into(),
-        switch: "10.1.0.10:5060".parse().unwrap(),
-        phone: "10.1.9.1:5060".parse().unwrap(),
-        trying_ms: 0,
-        ring_ms: 0,
-        talk_ms: 0,
-    }
+    call_spec(id.into(), agent.into(), customer, "10.1.9.1:5060")
 }
 
 /// No frame may carry a customer number in full (SPEC §5, Art. 57): none of the numbers

@@ -3,6 +3,7 @@
 //! test files take the SIP factory and the engine runner whole (`use common::*`).
 //!
 //! - [`sip_dialog`]: SIP text of one dialog between the switch and a phone;
+//! - [`call_spec`]: a loadgen call between the tests' switch and a phone, played by hand;
 //! - [`engine_run`]: an engine fed by hand at explicit capture times, its events kept;
 //! - [`temp_dir`]: a fresh folder of the test's own, removed unless the test fails;
 //! - [`ports`]: a loopback port free on TCP and UDP alike;
@@ -20,6 +21,7 @@
 //! Each test binary compiles all of them and uses a few, hence `dead_code` allowed here.
 #![allow(dead_code)]
 
+pub mod call_spec;
 pub mod callwatch_run;
 pub mod contract;
 pub mod daemon_task;
