@@ -11,14 +11,18 @@
 //!
 //! `cargo test --release --test leg_memory -- --nocapture` prints the figures.
 
+mod common;
+
 use std::alloc::System;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 
 use callwatch::config::Config;
 use callwatch::engine::{Captured, Engine, EngineSettings, PayloadHint, SourceId};
 use callwatch::loadgen::CallSpec;
 use callwatch::time::CaptureTime;
 use callwatch::wire::Transport;
+use common::call_spec::spread_call;
+use common::heap_count::net_bytes;
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
@@ -48,18 +52,7 @@ struct Pkt {
 }
 
 fn spec(i: usize) -> CallSpec {
-    // Distinct addresses per call, so that no two calls share a media address.
-    let (hi, lo) = ((i / 250) as u8, (i % 250) as u8 + 1);
-    CallSpec {
-        call_id: format!("mem-{i}@10.1.0.10"),
-        customer: format!("1380013{i:04}"),
-        agent: (8001 + (i % 99)).to_string(),
-        switch: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 3, hi, lo)), 5060),
-        phone: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 2, hi, lo)), 5060),
-        trying_ms: 50,
-        ring_ms: 2_000,
-        talk_ms: 60_000,
-    }
+    spread_call(i, format!("mem-{i}@10.1.0.10"))
 }
 
 /// The media address announced in an SDP body.
@@ -97,14 +90,6 @@ fn feed(engine: &mut Engine, pkts: &[Pkt]) {
         });
         while engine.poll_event().is_some() {}
     }
-}
-
-/// Live heap bytes gained in the region. stats_alloc already counts a `realloc`'s growth
-/// in `bytes_allocated` (and its shrinking in `bytes_deallocated`); `bytes_reallocated`
-/// is the same change again, so it is not added.
-fn net_bytes(r: &Region<'_, System>) -> i64 {
-    let s = r.change();
-    s.bytes_allocated as i64 - s.bytes_deallocated as i64
 }
 
 #[test]

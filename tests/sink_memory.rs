@@ -18,8 +18,10 @@
 //!
 //! `cargo test --release --test sink_memory -- --nocapture` prints the figures.
 
+mod common;
+
 use std::alloc::System;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use callwatch::config::Config;
 use callwatch::engine::{Captured, Engine, EngineSettings, Event, PayloadHint, SourceId};
@@ -30,6 +32,8 @@ use callwatch::sinks::wallboard::{Hub, HubOptions, WallboardSink};
 use callwatch::sinks::EventSink;
 use callwatch::time::CaptureTime;
 use callwatch::wire::Transport;
+use common::call_spec::spread_call;
+use common::heap_count::{live_allocations, net_bytes};
 use stats_alloc::{Region, StatsAlloc, INSTRUMENTED_SYSTEM};
 
 #[global_allocator]
@@ -54,18 +58,11 @@ enum Step {
 }
 
 fn spec(i: usize) -> CallSpec {
-    let (hi, lo) = ((i / 250) as u8, (i % 250) as u8 + 1);
-    CallSpec {
-        // As long as a PBX's: 32 hex digits at the switch's address.
-        call_id: format!("{:032x}@10.1.0.10", (i as u128 + 1) * 0x9e37_79b9_7f4a_7c15),
-        customer: format!("1380013{i:04}"),
-        agent: (8001 + (i % 99)).to_string(),
-        switch: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 3, hi, lo)), 5060),
-        phone: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 2, hi, lo)), 5060),
-        trying_ms: 50,
-        ring_ms: 2_000,
-        talk_ms: 60_000,
-    }
+    // As long as a PBX's: 32 hex digits at the switch's address.
+    spread_call(
+        i,
+        format!("{:032x}@10.1.0.10", (i as u128 + 1) * 0x9e37_79b9_7f4a_7c15),
+    )
 }
 
 fn captured(p: &Pkt) -> Captured<'_> {
@@ -79,19 +76,6 @@ fn captured(p: &Pkt) -> Captured<'_> {
         payload: &p.payload,
         correlation_id: None,
     }
-}
-
-/// Bytes allocated and not freed. stats_alloc already adds a `realloc`'s growth to
-/// `bytes_allocated` (and its shrinking to `bytes_deallocated`): `bytes_reallocated`
-/// is the same growth again, not added.
-fn net_bytes(r: &Region<'_, System>) -> i64 {
-    let s = r.change();
-    s.bytes_allocated as i64 - s.bytes_deallocated as i64
-}
-
-fn live_allocations(r: &Region<'_, System>) -> i64 {
-    let s = r.change();
-    s.allocations as i64 - s.deallocations as i64
 }
 
 fn roster_file() -> std::path::PathBuf {

@@ -1,6 +1,8 @@
 //! A loadgen call between the tests' switch and a phone, with no timings of its own:
 //! the tests play its messages one by one, at times they choose.
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
 use callwatch::loadgen::CallSpec;
 
 /// The switch every test call goes through.
@@ -32,4 +34,21 @@ pub fn numbered_call(prefix: &str, i: usize) -> CallSpec {
         CUSTOMER,
         &format!("10.1.9.{}:5060", 1 + (i % 50)),
     )
+}
+
+/// The `i`th of up to 62,500 concurrent calls, each between a switch and a phone
+/// address of its own (10.3.x.y and 10.2.x.y), so that no two share a media address;
+/// 99 agents (8001-8099), 50 ms to the 180, 2 s of ringing, a minute of talk.
+pub fn spread_call(i: usize, call_id: String) -> CallSpec {
+    let (hi, lo) = ((i / 250) as u8, (i % 250) as u8 + 1);
+    CallSpec {
+        call_id,
+        customer: format!("1380013{i:04}"),
+        agent: (8001 + (i % 99)).to_string(),
+        switch: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 3, hi, lo)), 5060),
+        phone: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(10, 2, hi, lo)), 5060),
+        trying_ms: 50,
+        ring_ms: 2_000,
+        talk_ms: 60_000,
+    }
 }

@@ -3,7 +3,8 @@
 //! test files take the SIP factory and the engine runner whole (`use common::*`).
 //!
 //! - [`sip_dialog`]: SIP text of one dialog between the switch and a phone;
-//! - [`call_spec`]: a loadgen call between the tests' switch and a phone, played by hand;
+//! - [`call_spec`]: loadgen calls between the tests' switch and phones;
+//! - [`heap_count`]: what a counting-allocator region gained (the memory tests);
 //! - [`engine_run`]: an engine fed by hand at explicit capture times, its events kept;
 //! - [`temp_dir`]: a fresh folder of the test's own, removed unless the test fails;
 //! - [`ports`]: a loopback port free on TCP and UDP alike;
@@ -26,6 +27,7 @@ pub mod callwatch_run;
 pub mod contract;
 pub mod daemon_task;
 pub mod engine_run;
+pub mod heap_count;
 pub mod http_get;
 pub mod metrics_wait;
 pub mod ports;
