@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 
-use chrono::{NaiveDate, TimeZone};
+use chrono::NaiveDate;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;
@@ -23,7 +23,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-use super::{EventSink, Tick};
+use super::{local_date, EventSink, Tick};
 use crate::engine::leg::{Direction, LegRecord, Outcome};
 use crate::engine::rules::RuleId;
 use crate::engine::Event;
@@ -503,12 +503,7 @@ impl ServiceLevel {
     }
 
     fn date(&self, t: CaptureTime) -> Option<NaiveDate> {
-        let secs = t.0.div_euclid(1_000_000);
-        let nanos = (t.0.rem_euclid(1_000_000) * 1000) as u32;
-        self.zone
-            .timestamp_opt(secs, nanos)
-            .single()
-            .map(|d| d.date_naive())
+        local_date(self.zone, t)
     }
 
     /// Moves to the day of `now` when it is later; true when the figures were reset.

@@ -23,6 +23,17 @@ pub fn id_key(id: &[u8]) -> u64 {
     foldhash::fast::FixedState::with_seed(0xca11_1d5e).hash_one(id)
 }
 
+/// The calendar day of capture time `t` in the centre's `zone` (SPEC §4 `time.zone`):
+/// the service level and the wallboard's figures start afresh at its midnight.
+pub fn local_date(zone: chrono_tz::Tz, t: CaptureTime) -> Option<chrono::NaiveDate> {
+    use chrono::TimeZone;
+    let secs = t.0.div_euclid(1_000_000);
+    let nanos = (t.0.rem_euclid(1_000_000) * 1000) as u32;
+    zone.timestamp_opt(secs, nanos)
+        .single()
+        .map(|d| d.date_naive())
+}
+
 /// The engine's figures, read after a batch of packets or on the housekeeping tick.
 pub struct Tick<'a> {
     pub stats: &'a EngineStats,

@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use chrono::{Datelike, NaiveDate, TimeZone};
+use chrono::{Datelike, NaiveDate};
 use serde_json::{json, Value};
 
 use super::json::Obj;
@@ -22,6 +22,7 @@ use crate::engine::leg::{Direction, LegRecord};
 use crate::engine::rules::{RuleId, Violation};
 use crate::engine::Event;
 use crate::report::Renderer;
+use crate::sinks::local_date;
 use crate::sinks::metrics::ServiceLevel;
 use crate::time::CaptureTime;
 
@@ -189,12 +190,7 @@ impl Figures {
     }
 
     fn date(&self, t: CaptureTime) -> Option<NaiveDate> {
-        let secs = t.0.div_euclid(1_000_000);
-        let nanos = (t.0.rem_euclid(1_000_000) * 1000) as u32;
-        self.zone
-            .timestamp_opt(secs, nanos)
-            .single()
-            .map(|d| d.date_naive())
+        local_date(self.zone, t)
     }
 
     /// Moves forward to the day (and quarter) of `d`; true when anything was reset.
