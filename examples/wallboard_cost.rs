@@ -63,11 +63,7 @@ fn spec(i: usize) -> CallSpec {
 fn call(out: &mut Vec<Pkt>, i: usize, t: i64, end: Option<bool>) {
     let c = spec(i);
     let mut p = |dt: i64, from_phone: bool, payload: Vec<u8>| {
-        let (src, dst) = if from_phone {
-            (c.phone, c.switch)
-        } else {
-            (c.switch, c.phone)
-        };
+        let (src, dst) = c.ends(from_phone);
         out.push(Pkt {
             at: t + dt,
             src,

@@ -639,11 +639,7 @@ mod tests {
 
     fn feed(engine: &mut Engine, spec: &CallSpec, steps: &[Step], t0: i64) {
         for st in steps {
-            let (src, dst) = if st.from_phone {
-                (spec.phone, spec.switch)
-            } else {
-                (spec.switch, spec.phone)
-            };
+            let (src, dst) = spec.ends(st.from_phone);
             engine.handle_packet(&Captured {
                 at: CaptureTime::from_millis(t0 + st.after_ms as i64),
                 source: SourceId(1),

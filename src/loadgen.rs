@@ -254,6 +254,16 @@ pub struct CallSpec {
 }
 
 impl CallSpec {
+    /// The source and destination of a message: the phone's address to the switch's
+    /// when it comes from the phone, else the other way round.
+    pub fn ends(&self, from_phone: bool) -> (SocketAddr, SocketAddr) {
+        if from_phone {
+            (self.phone, self.switch)
+        } else {
+            (self.switch, self.phone)
+        }
+    }
+
     fn blank() -> CallSpec {
         CallSpec {
             call_id: String::new(),
@@ -977,11 +987,7 @@ pub fn draw_call_into(
 
 /// Wraps one SIP message in HEP v3, stamped with the wall clock.
 pub fn hep_frame(spec: &CallSpec, step: &Step, capture_id: u32, auth: Option<&[u8]>) -> Vec<u8> {
-    let (src, dst) = if step.from_phone {
-        (spec.phone, spec.switch)
-    } else {
-        (spec.switch, spec.phone)
-    };
+    let (src, dst) = spec.ends(step.from_phone);
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
@@ -1511,11 +1517,7 @@ mod tests {
             let mut engine = Engine::new(EngineSettings::from_config(&cfg));
             let t0 = 1_800_000_000_000i64;
             for st in spec.steps(story) {
-                let (src, dst) = if st.from_phone {
-                    (spec.phone, spec.switch)
-                } else {
-                    (spec.switch, spec.phone)
-                };
+                let (src, dst) = spec.ends(st.from_phone);
                 engine.handle_packet(&Captured {
                     at: CaptureTime::from_millis(t0 + st.after_ms as i64),
                     source: SourceId(1),
@@ -1583,11 +1585,7 @@ mod tests {
                         7,
                         auth
                     ));
-                    let (src, dst) = if st.from_phone {
-                        (spec.phone, spec.switch)
-                    } else {
-                        (spec.switch, spec.phone)
-                    };
+                    let (src, dst) = spec.ends(st.from_phone);
                     let mut b = HepBuilder::packet(src, dst, 1_800_000_123, 456_789, 1, 7, &st.sip);
                     if let Some(k) = auth {
                         b = b.chunk(0x000e, k);

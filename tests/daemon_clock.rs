@@ -87,11 +87,7 @@ fn call(id: &str, agent: &str, phone: &str) -> CallSpec {
 }
 
 fn packet(c: &CallSpec, source: u32, at: i64, from_phone: bool, sip: Vec<u8>) -> IngestPacket {
-    let (src, dst) = if from_phone {
-        (c.phone, c.switch)
-    } else {
-        (c.switch, c.phone)
-    };
+    let (src, dst) = c.ends(from_phone);
     IngestPacket {
         at: CaptureTime(at),
         received: Instant::now(),
