@@ -29,6 +29,42 @@ pub fn mask_number(number: &str) -> String {
         .collect()
 }
 
+/// Appends `text` with every run of 7 or more digits masked as [`mask_number`] masks a
+/// customer. Call-IDs, SIP text and details may carry the caller's number (some switches
+/// build Call-IDs from it).
+pub fn mask_digit_runs_into(out: &mut String, text: &str) {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        let start = i;
+        while i < b.len() && b[i].is_ascii_digit() {
+            i += 1;
+        }
+        if i > start {
+            // Digits are ASCII: these are character boundaries.
+            let run = &text[start..i];
+            if run.len() >= 7 {
+                out.push_str(&mask_number(run));
+            } else {
+                out.push_str(run);
+            }
+            continue;
+        }
+        let next = text[i..]
+            .find(|c: char| c.is_ascii_digit())
+            .map_or(b.len(), |n| i + n);
+        out.push_str(&text[i..next]);
+        i = next;
+    }
+}
+
+/// `text` with every run of 7 or more digits masked ([`mask_digit_runs_into`]).
+pub fn mask_digit_runs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    mask_digit_runs_into(&mut out, text);
+    out
+}
+
 /// Renders records in one time zone, masking customers unless told otherwise.
 #[derive(Clone, Debug)]
 pub struct Renderer {
@@ -283,6 +319,48 @@ impl Renderer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The plain way: characters one by one, a run of digits flushed at each non-digit.
+    fn mask_digit_runs_reference(text: &str) -> String {
+        let mut out = String::new();
+        let mut digits = String::new();
+        for c in text.chars().chain(std::iter::once('\0')) {
+            if c.is_ascii_digit() {
+                digits.push(c);
+                continue;
+            }
+            if digits.len() >= 7 {
+                out.push_str(&mask_number(&digits));
+            } else {
+                out.push_str(&digits);
+            }
+            digits.clear();
+            if c != '\0' {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn digit_runs_of_seven_or_more_are_masked_and_nothing_else_changes() {
+        assert_eq!(
+            mask_digit_runs("13812345678-1@10.0.0.1"),
+            "138****5678-1@10.0.0.1"
+        );
+        assert_eq!(mask_digit_runs("1234567"), "***4567");
+        assert_eq!(mask_digit_runs("abc123456"), "abc123456");
+        assert_eq!(mask_digit_runs("rang 13.0 s"), "rang 13.0 s");
+        for s in [
+            "",
+            "a84b4c76e66710@pc33.atlanta.example.com",
+            "李13812345678娜9",
+            "00000000000000000000000000000001@10.1.0.10",
+            "+8613812345678;tag=99",
+        ] {
+            assert_eq!(mask_digit_runs(s), mask_digit_runs_reference(s), "{s:?}");
+        }
+    }
 
     #[test]
     fn masking_keeps_head_and_tail_by_length() {

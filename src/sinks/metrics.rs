@@ -444,24 +444,7 @@ fn outcome_of(rec: &LegRecord) -> &'static str {
 fn exemplar_call_id(call_id: &[u8]) -> String {
     let text = String::from_utf8_lossy(call_id);
     let mut out = String::with_capacity(text.len().min(MAX_EXEMPLAR_CALL_ID));
-    let mut digits = String::new();
-    let flush = |digits: &mut String, out: &mut String| {
-        if digits.len() >= 7 {
-            out.push_str(&crate::report::mask_number(digits));
-        } else {
-            out.push_str(digits);
-        }
-        digits.clear();
-    };
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-        } else {
-            flush(&mut digits, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut digits, &mut out);
+    crate::report::mask_digit_runs_into(&mut out, &text);
     if out.len() > MAX_EXEMPLAR_CALL_ID {
         let mut cut = MAX_EXEMPLAR_CALL_ID;
         while !out.is_char_boundary(cut) {

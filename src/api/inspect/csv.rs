@@ -137,7 +137,7 @@ pub fn legs(zone: chrono_tz::Tz, legs: &[StoredLeg]) -> String {
                 r.hangup_by.clone(),
                 rules.join(" "),
                 review_state(l).to_string(),
-                view::mask_digit_runs(&reasons.join("; ")),
+                crate::report::mask_digit_runs(&reasons.join("; ")),
                 r.leg_id.clone(),
             ],
         );

@@ -7,7 +7,7 @@ use chrono::TimeZone;
 use serde_json::{json, Value};
 
 use crate::engine::rules::RuleId;
-use crate::report::mask_number;
+use crate::report::{mask_digit_runs, mask_number};
 use crate::store::query::{Review, StoredLeg};
 use crate::store::SipRow;
 
@@ -17,31 +17,6 @@ pub fn time(zone: chrono_tz::Tz, us: i64) -> String {
     zone.from_utc_datetime(&utc.naive_utc())
         .format("%Y-%m-%dT%H:%M:%S%.3f%:z")
         .to_string()
-}
-
-/// Masks every run of 7 or more digits as a customer number is masked (SIP text, Call-IDs
-/// and details may carry the number).
-pub fn mask_digit_runs(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut run = String::new();
-    let flush = |run: &mut String, out: &mut String| {
-        if run.chars().count() >= 7 {
-            out.push_str(&mask_number(run));
-        } else {
-            out.push_str(run);
-        }
-        run.clear();
-    };
-    for c in s.chars() {
-        if c.is_ascii_digit() {
-            run.push(c);
-        } else {
-            flush(&mut run, &mut out);
-            out.push(c);
-        }
-    }
-    flush(&mut run, &mut out);
-    out
 }
 
 /// Header names (full and compact) whose display names name a person.

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 
 use chrono::{Offset, TimeZone};
 
-use crate::report::{mask_number, Renderer};
+use crate::report::Renderer;
 use crate::time::CaptureTime;
 
 /// An object being written: `{`, then `"key":value` pairs separated by commas, `}`.
@@ -233,34 +233,6 @@ fn fast_time(out: &mut String, r: &Renderer, t: CaptureTime) -> bool {
     true
 }
 
-/// Appends `text` with every run of 7 or more digits masked as [`mask_number`] masks a
-/// customer (some switches build Call-IDs from the caller's number).
-pub fn mask_digit_runs_into(out: &mut String, text: &str) {
-    let b = text.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        let start = i;
-        while i < b.len() && b[i].is_ascii_digit() {
-            i += 1;
-        }
-        if i > start {
-            // Digits are ASCII: these are character boundaries.
-            let run = &text[start..i];
-            if run.len() >= 7 {
-                out.push_str(&mask_number(run));
-            } else {
-                out.push_str(run);
-            }
-            continue;
-        }
-        let next = text[i..]
-            .find(|c: char| c.is_ascii_digit())
-            .map_or(b.len(), |n| i + n);
-        out.push_str(&text[i..next]);
-        i = next;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -357,24 +329,6 @@ mod tests {
                 time(&mut out, &r, CaptureTime(t));
                 assert_eq!(out, format!("\"{}\"", r.time(CaptureTime(t))), "{zone} {t}");
             }
-        }
-    }
-
-    #[test]
-    fn digit_runs_are_masked_as_before() {
-        for s in [
-            "13812345678-1@10.0.0.1",
-            "abc123",
-            "",
-            "1234567",
-            "123456",
-            "a84b4c76e66710@pc33.atlanta.example.com",
-            "李13812345678娜9",
-            "00000000000000000000000000000001@10.1.0.10",
-        ] {
-            let mut out = String::new();
-            mask_digit_runs_into(&mut out, s);
-            assert_eq!(out, super::super::mask_digit_runs(s), "{s:?}");
         }
     }
 }

@@ -12,11 +12,12 @@
 
 use std::sync::Arc;
 
-use super::json::{mask_digit_runs_into, round, Obj};
+use super::json::{round, Obj};
 use crate::engine::leg::{
     Direction, EndReason, HangupBy, Hold, LegRecord, MediaRecord, Outcome, Party, Survey,
 };
 use crate::engine::rules::Violation;
+use crate::report::mask_digit_runs_into;
 use crate::report::Renderer;
 use crate::time::CaptureTime;
 
