@@ -1,7 +1,7 @@
 //! Fuzz target for `wire::sip`: parses arbitrary bytes as a SIP message (strict and
-//! lenient) and as each kind of header value, then calls every getter (`wire::sip::exercise`), so any panic,
-//! overflow (debug assertions are on) or out-of-bounds access surfaces. The SDP found in
-//! a message is fed to `wire::sdp` too.
+//! lenient) and as each kind of header value, then calls every getter
+//! (`wire::sip::exercise`), so any panic, overflow (debug assertions are on) or
+//! out-of-bounds access surfaces. The SDP found in a message is fed to `wire::sdp` too.
 
 #![no_main]
 

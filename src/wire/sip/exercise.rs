@@ -18,6 +18,7 @@ pub fn every_getter(m: &SipMessage<'_>) {
     let _ = (m.refer_to_replaces(), m.max_forwards(), m.content_type());
     let _ = (m.body(), m.validate(), m.require_dialog_headers());
     let _ = (m.was_folded(), m.header(HeaderName::Event));
+    let _ = m.header_by_name(b"X-Call-ID");
     let _ = m.headers(HeaderName::Via).count() + m.vias().count();
     for (name, _) in m.all_headers() {
         let _ = m.header_by_name(name);
