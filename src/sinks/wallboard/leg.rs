@@ -17,8 +17,7 @@ use crate::engine::leg::{
     Direction, EndReason, HangupBy, Hold, LegRecord, MediaRecord, Outcome, Party, Survey,
 };
 use crate::engine::rules::Violation;
-use crate::report::mask_digit_runs_into;
-use crate::report::Renderer;
+use crate::report::{mask_digit_runs_into, Renderer};
 use crate::time::CaptureTime;
 
 /// What an open leg contributes to its agent's state.
