@@ -194,3 +194,39 @@ pub struct LegRecord {
     /// Capture source that saw the leg's first message.
     pub source: super::input::SourceId,
 }
+
+#[cfg(test)]
+impl LegRecord {
+    /// The sinks' unit tests start from this: an inbound leg of `agent` invited at
+    /// `invite_at` on Call-ID `call`, nothing known of it yet (leg id `{call}-{agent}`).
+    pub fn invited_for_tests(call: &str, agent: &str, invite_at: CaptureTime) -> LegRecord {
+        LegRecord {
+            leg_id: format!("{call}-{agent}"),
+            call_id: call.as_bytes().to_vec(),
+            linked_call_id: None,
+            agent: agent.into(),
+            agent_id: agent.into(),
+            agent_name: None,
+            team: None,
+            direction: Direction::Inbound,
+            customer: None,
+            customer_is_internal: false,
+            invite_at,
+            ring_start_at: None,
+            answered_at: None,
+            ended_at: None,
+            ring_ms: None,
+            outcome: None,
+            hangup_by: HangupBy::None,
+            survey: Survey::NotRequired,
+            glare: false,
+            hold_ms: 0,
+            holds: Vec::new(),
+            media: Vec::new(),
+            end_reason: None,
+            violations: Vec::new(),
+            phone: None,
+            source: super::input::SourceId(0),
+        }
+    }
+}

@@ -739,38 +739,16 @@ impl EventSink for MetricsSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::leg::{HangupBy, Survey};
-    use crate::engine::SourceId;
 
     fn leg(call: &str, agent: &str, ring_ms: u64, outcome: Outcome) -> LegRecord {
         let invite_at = CaptureTime::from_secs_micros(1_800_000_000, 0);
         LegRecord {
-            leg_id: format!("{call}-{agent}"),
-            call_id: call.as_bytes().to_vec(),
-            linked_call_id: None,
-            agent: agent.into(),
-            agent_id: agent.into(),
-            agent_name: None,
             team: Some("A".into()),
-            direction: Direction::Inbound,
-            customer: None,
-            customer_is_internal: false,
-            invite_at,
             ring_start_at: Some(invite_at),
             answered_at: (outcome == Outcome::Answered).then(|| invite_at.plus_millis(ring_ms)),
-            ended_at: None,
             ring_ms: Some(ring_ms),
             outcome: Some(outcome),
-            hangup_by: HangupBy::None,
-            survey: Survey::NotRequired,
-            glare: false,
-            hold_ms: 0,
-            holds: Vec::new(),
-            media: Vec::new(),
-            end_reason: None,
-            violations: Vec::new(),
-            phone: None,
-            source: SourceId(0),
+            ..LegRecord::invited_for_tests(call, agent, invite_at)
         }
     }
 

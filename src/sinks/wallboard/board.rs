@@ -403,39 +403,14 @@ impl Board {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::leg::{Direction, HangupBy, Hold, Party, Survey};
+    use crate::engine::leg::{Hold, Party};
     use crate::engine::registrations::RegChange;
-    use crate::engine::SourceId;
 
     fn rec(agent: &str) -> LegRecord {
         let t = CaptureTime::from_secs_micros(1_800_000_000, 0);
         LegRecord {
             leg_id: format!("leg-{agent}"),
-            call_id: b"c1".to_vec(),
-            linked_call_id: None,
-            agent: agent.into(),
-            agent_id: agent.into(),
-            agent_name: None,
-            team: None,
-            direction: Direction::Inbound,
-            customer: None,
-            customer_is_internal: false,
-            invite_at: t,
-            ring_start_at: None,
-            answered_at: None,
-            ended_at: None,
-            ring_ms: None,
-            outcome: None,
-            hangup_by: HangupBy::None,
-            survey: Survey::NotRequired,
-            glare: false,
-            hold_ms: 0,
-            holds: Vec::new(),
-            media: Vec::new(),
-            end_reason: None,
-            violations: Vec::new(),
-            phone: None,
-            source: SourceId(0),
+            ..LegRecord::invited_for_tests("c1", agent, t)
         }
     }
 

@@ -376,8 +376,7 @@ impl Figures {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::leg::{HangupBy, Outcome, Survey};
-    use crate::engine::SourceId;
+    use crate::engine::leg::Outcome;
 
     /// 2027-03-31 23:00 in Shanghai (15:00 UTC), the last hour of a quarter.
     const T0: i64 = 1_806_505_200;
@@ -385,32 +384,15 @@ mod tests {
     fn leg(call: &str, agent: &str, team: &str, at_s: i64, ring_ms: u64) -> LegRecord {
         let invite_at = CaptureTime::from_secs_micros(at_s, 0);
         LegRecord {
-            leg_id: format!("{call}-{agent}"),
-            call_id: call.as_bytes().to_vec(),
-            linked_call_id: None,
-            agent: agent.into(),
             agent_id: format!("A{agent}"),
             agent_name: Some(format!("N{agent}")),
             team: Some(team.into()),
-            direction: Direction::Inbound,
             customer: Some("13812345678".into()),
-            customer_is_internal: false,
-            invite_at,
             ring_start_at: Some(invite_at),
             answered_at: Some(invite_at.plus_millis(ring_ms)),
-            ended_at: None,
             ring_ms: Some(ring_ms),
             outcome: Some(Outcome::Answered),
-            hangup_by: HangupBy::None,
-            survey: Survey::NotRequired,
-            glare: false,
-            hold_ms: 0,
-            holds: Vec::new(),
-            media: Vec::new(),
-            end_reason: None,
-            violations: Vec::new(),
-            phone: None,
-            source: SourceId(0),
+            ..LegRecord::invited_for_tests(call, agent, invite_at)
         }
     }
 
