@@ -634,22 +634,12 @@ mod tests {
     use crate::config::Config;
     use crate::engine::leg::{Outcome, Survey};
     use crate::engine::registrations::RegState;
-    use crate::engine::{Captured, Engine, EngineSettings, Event, PayloadHint, SourceId};
+    use crate::engine::{Engine, EngineSettings, Event, SourceId};
     use crate::time::CaptureTime;
 
     fn feed(engine: &mut Engine, spec: &CallSpec, steps: &[Step], t0: i64) {
         for st in steps {
-            let (src, dst) = spec.ends(st.from_phone);
-            engine.handle_packet(&Captured {
-                at: CaptureTime::from_millis(t0 + st.after_ms as i64),
-                source: SourceId(1),
-                src,
-                dst,
-                transport: crate::wire::Transport::Udp,
-                hint: PayloadHint::Sip,
-                payload: &st.sip,
-                correlation_id: None,
-            });
+            engine.handle_packet(&spec.captured(st, t0));
         }
     }
 

@@ -36,6 +36,8 @@ use nix::sys::socket::{sendmmsg, ControlMessage, MsgFlags, MultiHeaders, Sockadd
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::engine::{Captured, PayloadHint, SourceId};
+use crate::time::CaptureTime;
 use crate::wire::hep::HepBuilder;
 
 /// The call-centre situations the generator plays.
@@ -261,6 +263,22 @@ impl CallSpec {
             (self.phone, self.switch)
         } else {
             (self.switch, self.phone)
+        }
+    }
+
+    /// `step` as capture source 1 saw it on the switch's link, SIP over UDP, at
+    /// `t0_ms` plus its offset: for feeding an engine directly (demo, tests, examples).
+    pub fn captured<'a>(&self, step: &'a Step, t0_ms: i64) -> Captured<'a> {
+        let (src, dst) = self.ends(step.from_phone);
+        Captured {
+            at: CaptureTime::from_millis(t0_ms + step.after_ms as i64),
+            source: SourceId(1),
+            src,
+            dst,
+            transport: crate::wire::Transport::Udp,
+            hint: PayloadHint::Sip,
+            payload: &step.sip,
+            correlation_id: None,
         }
     }
 
@@ -1503,7 +1521,7 @@ mod tests {
     fn stories_mean_what_they_say_to_the_engine() {
         use crate::config::Config;
         use crate::engine::leg::Outcome;
-        use crate::engine::{Captured, Engine, EngineSettings, Event, PayloadHint, SourceId};
+        use crate::engine::{Engine, EngineSettings, Event, SourceId};
         use crate::time::CaptureTime;
         let cfg = Config::default().validate(None).unwrap();
         let opts = LoadgenOptions::default();
@@ -1517,17 +1535,7 @@ mod tests {
             let mut engine = Engine::new(EngineSettings::from_config(&cfg));
             let t0 = 1_800_000_000_000i64;
             for st in spec.steps(story) {
-                let (src, dst) = spec.ends(st.from_phone);
-                engine.handle_packet(&Captured {
-                    at: CaptureTime::from_millis(t0 + st.after_ms as i64),
-                    source: SourceId(1),
-                    src,
-                    dst,
-                    transport: crate::wire::Transport::Udp,
-                    hint: PayloadHint::Sip,
-                    payload: &st.sip,
-                    correlation_id: None,
-                });
+                engine.handle_packet(&spec.captured(&st, t0));
             }
             engine.handle_timeout(SourceId(1), CaptureTime::from_millis(t0 + 120_000));
             let mut ended = None;
