@@ -1,5 +1,6 @@
-//! A loadgen call between the tests' switch and a phone, with no timings of its own:
-//! the tests play its messages one by one, at times they choose.
+//! Loadgen calls for the tests: [`call_spec`] and [`numbered_call`] have no timings of
+//! their own (the tests play the messages one by one, at times they choose);
+//! [`spread_call`] gives each of thousands of concurrent calls addresses of its own.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
