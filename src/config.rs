@@ -694,6 +694,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("threshold_msec"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

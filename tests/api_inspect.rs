@@ -16,7 +16,7 @@ use callwatch::api::inspect::auth::{hash_password, Auth};
 use callwatch::api::inspect::{router, Inspect, MAX_BODY};
 use callwatch::config::{Role, UserConfig};
 use callwatch::store::Store;
-use common::store_db::sqlite_url;
+use common::store_db::{sqlite_db, SqliteDb};
 use common::store_rows::{leg, write};
 use common::temp_dir::TempDir;
 use http_body_util::BodyExt;
@@ -28,6 +28,8 @@ const PW: &str = "Quality-2026!";
 struct App {
     router: Router,
     store: Store,
+    /// The database's folder, removed when the test is done with the app.
+    _db: SqliteDb,
 }
 
 fn points() -> BTreeMap<String, u32> {
@@ -42,7 +44,8 @@ fn points() -> BTreeMap<String, u32> {
 }
 
 async fn app_with(users: &[(&str, Role)]) -> App {
-    let store = Store::open(&sqlite_url("api")).await.unwrap();
+    let db = sqlite_db("api");
+    let store = Store::open(&db.url).await.unwrap();
     let mut l2 = leg("L2", "8002", 3600, &["agent_hangup_first"]);
     l2.agent_name = Some("王芳".into());
     l2.team = Some("二组".into());
@@ -73,6 +76,7 @@ async fn app_with(users: &[(&str, Role)]) -> App {
     App {
         router: router(Arc::new(inspect)),
         store,
+        _db: db,
     }
 }
 

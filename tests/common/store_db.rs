@@ -13,12 +13,20 @@ use std::sync::OnceLock;
 
 use super::temp_dir::TempDir;
 
-/// A SQLite database in a folder of its own, left in place after the test.
-pub fn sqlite_url(name: &str) -> String {
-    format!(
-        "sqlite://{}/callwatch.db",
-        TempDir::new(name).keep().display()
-    )
+/// A SQLite database in a folder of its own. The folder goes when this is dropped, or
+/// stays (its path printed) when the test is failing, as a [`TempDir`] does.
+pub struct SqliteDb {
+    pub url: String,
+    _dir: TempDir,
+}
+
+/// A fresh SQLite database for test `name`; keep the [`SqliteDb`] as long as the store.
+pub fn sqlite_db(name: &str) -> SqliteDb {
+    let dir = TempDir::new(name);
+    SqliteDb {
+        url: format!("sqlite://{}/callwatch.db", dir.display()),
+        _dir: dir,
+    }
 }
 
 fn pg_server() -> Option<String> {
@@ -92,8 +100,8 @@ macro_rules! on_both_backends {
             mod $name {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn sqlite() {
-                    let url = $crate::common::store_db::sqlite_url(stringify!($name));
-                    super::$name(url).await;
+                    let db = $crate::common::store_db::sqlite_db(stringify!($name));
+                    super::$name(db.url.clone()).await;
                 }
 
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -30,11 +30,6 @@ impl TempDir {
             .as_deref()
             .expect("a TempDir has its path until dropped")
     }
-
-    /// The folder, left in place for good (for a store that outlives the test body).
-    pub fn keep(mut self) -> PathBuf {
-        self.0.take().expect("a TempDir has its path until dropped")
-    }
 }
 
 impl Deref for TempDir {

@@ -468,5 +468,6 @@ mod tests {
             load_or_create_secret(&configured, &d).unwrap(),
             configured.as_bytes()
         );
+        let _ = std::fs::remove_dir_all(&d);
     }
 }

@@ -1025,5 +1025,7 @@ mod tests {
         assert_eq!(b.calls(), 0);
         let files = std::fs::read_dir(&dir).unwrap().count();
         assert!(files <= 1, "{files} spill files left");
+        drop(b);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

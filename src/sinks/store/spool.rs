@@ -420,6 +420,7 @@ pub fn crc32(data: &[u8]) -> u32 {
 mod tests {
     use super::*;
 
+    /// A fresh folder for one test; the test removes it when it passes.
     fn tmp(name: &str) -> PathBuf {
         let d = std::env::temp_dir().join(format!("cw-spool-{name}-{}", std::process::id()));
         let _ = fs::remove_dir_all(&d);
@@ -454,6 +455,7 @@ mod tests {
         assert_eq!(got.len(), 6);
         r.commit(&b).unwrap();
         assert!(segments(&d).unwrap().len() <= 2, "passed segments deleted");
+        let _ = fs::remove_dir_all(&d);
     }
 
     #[test]
@@ -484,6 +486,7 @@ mod tests {
         assert_eq!(got.len(), sent.len());
         assert!(got == sent, "records differ after reading in chunks");
         assert_eq!(r.shared().corrupt.load(Ordering::Relaxed), 0);
+        let _ = fs::remove_dir_all(&d);
     }
 
     #[test]
@@ -503,6 +506,7 @@ mod tests {
         let b = r.read(100, 1 << 20).unwrap();
         assert_eq!(b.records, vec![b"whole".to_vec(), b"after".to_vec()]);
         assert_eq!(r.shared().corrupt.load(Ordering::Relaxed), 1);
+        let _ = fs::remove_dir_all(&d);
     }
 
     #[test]
@@ -517,5 +521,6 @@ mod tests {
         w.append(&[3u8; 20]).unwrap_err();
         r.commit(&b).unwrap();
         w.append(&[3u8; 20]).unwrap();
+        let _ = fs::remove_dir_all(&d);
     }
 }
