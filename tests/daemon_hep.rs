@@ -13,6 +13,7 @@ use callwatch::loadgen::{hep_frame, metric_sum, scrape, CallSpec, Step};
 use common::call_spec::{call_spec, CUSTOMER};
 use common::daemon_task::DaemonTask;
 use common::temp_dir::TempDir;
+use common::zone::zone_near_noon;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
@@ -27,6 +28,8 @@ impl Daemon {
     async fn start(f: impl FnOnce(&mut Config, &mut Options)) -> Daemon {
         let mut c = Config::default();
         c.rules.late_answer.threshold_ms = 1_000;
+        // Today's figures are asserted: no midnight in the middle of the test.
+        c.time.zone = zone_near_noon();
         // A store of its own: never the repository's `data/` (tests run in parallel, and
         // a store left by another build must not decide this test).
         let dir = TempDir::new("daemon-hep");

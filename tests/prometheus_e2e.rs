@@ -41,6 +41,7 @@ use common::http_get::http_get;
 use common::ports::free_port;
 use common::process_group::ProcessGroup;
 use common::temp_dir::TempDir;
+use common::zone::zone_near_noon;
 use serde_json::Value;
 
 fn root() -> PathBuf {
@@ -102,8 +103,11 @@ fn start_daemon(dir: &Path) -> Daemon {
              # The rules and dashboards are written for the default 10 s (docs/operations.md).\n\
              [rules.late_answer]\nthreshold_ms = 10000\n\n\
              [http]\nlisten = \"127.0.0.1:0\"\n\n\
+             # Today's service level must not start afresh half-way through the test.\n\
+             [time]\nzone = {:?}\n\n\
              [store]\nurl = \"sqlite://{}/callwatch.db\"\ndata_dir = {:?}\n",
             roster.display().to_string(),
+            zone_near_noon(),
             dir.display(),
             dir.display().to_string(),
         ),

@@ -17,7 +17,8 @@
 //! - [`http_get`]: a blocking HTTP/1.0 GET;
 //! - [`metrics_wait`]: scraping a daemon's `/metrics` until a condition holds;
 //! - [`store_db`], [`store_rows`]: fresh SQLite and PostgreSQL databases, leg rows;
-//! - [`contract`]: the fields of the analyze JSON line (SPEC §5).
+//! - [`contract`]: the fields of the analyze JSON line (SPEC §5);
+//! - [`zone`]: a time zone where it is noon now (daily figures on the wall clock).
 //!
 //! Each test binary compiles all of them and uses a few, hence `dead_code` allowed here.
 #![allow(dead_code)]
@@ -37,6 +38,7 @@ pub mod store_db;
 pub mod store_rows;
 pub mod temp_dir;
 pub mod tools;
+pub mod zone;
 
 // The engine test files' `use common::*`; unused in the others.
 #[allow(unused_imports)]
